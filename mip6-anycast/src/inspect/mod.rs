@@ -1,0 +1,1 @@
+//! Capture inspection: decode pcap files into per-packet records (used by `mip6-inspect`).

@@ -1,0 +1,5 @@
+//! `pias-proxy`: a PIAS anycast proxy (ingress, rendezvous and join proxy at once).
+fn main() {
+    eprintln!("pias-proxy: not built yet");
+    std::process::exit(2);
+}

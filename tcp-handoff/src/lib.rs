@@ -1,0 +1,1 @@
+//! Live TCP connection handoff for Linux with `TCP_REPAIR`.

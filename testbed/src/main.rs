@@ -1,0 +1,5 @@
+//! `testbed`: namespace lab, link emulation, scenarios and measurements.
+fn main() {
+    eprintln!("testbed: not built yet");
+    std::process::exit(2);
+}
