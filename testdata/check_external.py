@@ -55,7 +55,7 @@ def check_vectors(failures):
         if mh[:8] + "0000" + mh[12:-24] != r["bu_mh_data"]:
             failures.append("rr %s: bu_mh_data is not the packet's MH with checksum zero" % r["name"])
     for r in v["rfc4285"]:
-        x = openssl_hmac(r["key"], a(r["coa"]) + a(r["ha"]) + r["mh_data"])[:24]
+        x = openssl_hmac(r["key"], a(r["coa"]) + a(r["hoa"]) + r["mh_data"])[:24]
         if r["authenticator"] != x:
             failures.append("rfc4285 %s: openssl %s" % (r["name"], x))
     return len(v["rr"]) + len(v["rfc4285"])

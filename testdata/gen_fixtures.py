@@ -185,7 +185,7 @@ def mnha_bu(seq, life):
     auth_head = bytes([9, 17, 1]) + struct.pack("!I", MNHA_SPI)
     mh_upto_spi = fixed + pad_bytes(6) + mesg + b"\x00" + auth_head
     assert len(mh_upto_spi) == 36
-    auth = rfc4285_authenticator(MNHA_KEY, COA, HA, mh_upto_spi)
+    auth = rfc4285_authenticator(MNHA_KEY, COA, HOA, mh_upto_spi)
     mh = bytearray(mh_upto_spi + auth)
     assert len(mh) == 48
     # scapy cross-check (its RFC 4285 classes, autopad on)
@@ -207,7 +207,7 @@ def mnha_ba(seq, life, status=0):
     mesg = bytes([10, 8]) + struct.pack("!Q", MESG_ID_TS + 1)
     auth_head = bytes([9, 17, 1]) + struct.pack("!I", MNHA_SPI)
     mh_upto_spi = fixed + pad_bytes(6) + mesg + b"\x00" + auth_head
-    auth = rfc4285_authenticator(MNHA_KEY, COA, HA, mh_upto_spi)
+    auth = rfc4285_authenticator(MNHA_KEY, COA, HOA, mh_upto_spi)
     mh = bytearray(mh_upto_spi + auth)
     c = inet_checksum(a16(HA), a16(HOA), 135, bytes(mh))
     mh[4:6] = struct.pack("!H", c)
@@ -523,7 +523,7 @@ def build_rr_vectors():
                           ("mnha_ba_home_registration", lambda: mnha_ba(0x2000, 1000)),
                           ("mnha_bu_seq1_lifetime0", lambda: mnha_bu(1, 0))):
         pkt, mh_data, auth = builder()
-        r4285.append({"name": name, "key": MNHA_KEY.hex(), "spi": MNHA_SPI, "coa": COA, "ha": HA,
+        r4285.append({"name": name, "key": MNHA_KEY.hex(), "spi": MNHA_SPI, "coa": COA, "hoa": HOA, "ha": HA,
                       "mh_data": mh_data.hex(), "authenticator": auth.hex(), "packet": pkt.hex()})
     return {"rr": rr, "rfc4285": r4285}
 

@@ -43,11 +43,12 @@ def bu_authenticator(kbm, coa, cn, mh_data):
     return hmac.new(kbm, a16(coa) + a16(cn) + mh_data, hashlib.sha1).digest()[:12]
 
 
-def rfc4285_authenticator(key, coa, ha, mh_data):
-    """RFC 4285 5.1: First(96, HMAC_SHA1(MN-HA shared key, care-of address |
-    home agent address | MH Data)), MH Data = the Mobility Header up to and
-    including the Mobility SPI field of the option, checksum zero."""
-    return hmac.new(key, a16(coa) + a16(ha) + mh_data, hashlib.sha1).digest()[:12]
+def rfc4285_authenticator(key, coa, hoa, mh_data):
+    """RFC 4285 5.1: First(96, HMAC_SHA1(MN-HA shared key, Mobility Data)),
+    Mobility Data = care-of address | home address | MH Data, MH Data = the
+    Mobility Header up to and including the Mobility SPI field of the option,
+    checksum zero."""
+    return hmac.new(key, a16(coa) + a16(hoa) + mh_data, hashlib.sha1).digest()[:12]
 
 
 
