@@ -38,14 +38,10 @@ pub(crate) fn array_from_slice<const N: usize>(
     })
 }
 
-/// Defines a secret fixed-size byte newtype: redacted `Debug`, constant-time
-/// `PartialEq`, `from_bytes`, `expose_secret`, `TryFrom<&[u8]>`.
-macro_rules! secret_bytes {
-    ($(#[$meta:meta])* $name:ident, $len:expr) => {
-        $(#[$meta])*
-        #[derive(Clone)]
-        pub struct $name([u8; $len]);
-
+/// Items every fixed-size byte newtype has: `LEN`, `from_bytes`,
+/// `TryFrom<&[u8]>` (a wrong length is a [`LengthError`]).
+macro_rules! fixed_bytes_common {
+    ($name:ident, $len:expr) => {
         impl $name {
             /// Length in bytes.
             pub const LEN: usize = $len;
@@ -55,7 +51,29 @@ macro_rules! secret_bytes {
             pub const fn from_bytes(bytes: [u8; $len]) -> Self {
                 Self(bytes)
             }
+        }
 
+        impl TryFrom<&[u8]> for $name {
+            type Error = $crate::crypto::LengthError;
+
+            fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
+                $crate::crypto::types::array_from_slice(stringify!($name), bytes).map(Self)
+            }
+        }
+    };
+}
+
+/// Defines a secret fixed-size byte newtype: redacted `Debug`, constant-time
+/// `PartialEq`, `expose_secret`, `generate`, plus [`fixed_bytes_common`].
+macro_rules! secret_bytes {
+    ($(#[$meta:meta])* $name:ident, $len:expr) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name([u8; $len]);
+
+        $crate::crypto::types::fixed_bytes_common!($name, $len);
+
+        impl $name {
             /// The raw secret bytes. Every caller is a place where key
             /// material leaves this type: keep them few.
             #[must_use]
@@ -86,35 +104,20 @@ macro_rules! secret_bytes {
         }
 
         impl Eq for $name {}
-
-        impl TryFrom<&[u8]> for $name {
-            type Error = $crate::crypto::LengthError;
-
-            fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
-                $crate::crypto::types::array_from_slice(stringify!($name), bytes).map(Self)
-            }
-        }
     };
 }
 
 /// Defines a public fixed-size byte newtype: hex `Debug`, ordinary equality,
-/// `from_bytes`, `as_bytes`, `TryFrom<&[u8]>`.
+/// `as_bytes`, plus [`fixed_bytes_common`].
 macro_rules! public_bytes {
     ($(#[$meta:meta])* $name:ident, $len:expr) => {
         $(#[$meta])*
         #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name([u8; $len]);
 
+        $crate::crypto::types::fixed_bytes_common!($name, $len);
+
         impl $name {
-            /// Length in bytes.
-            pub const LEN: usize = $len;
-
-            /// Wraps raw bytes.
-            #[must_use]
-            pub const fn from_bytes(bytes: [u8; $len]) -> Self {
-                Self(bytes)
-            }
-
             /// The raw bytes, as they go on the wire.
             #[must_use]
             pub const fn as_bytes(&self) -> &[u8; $len] {
@@ -129,16 +132,9 @@ macro_rules! public_bytes {
                 write!(f, ")")
             }
         }
-
-        impl TryFrom<&[u8]> for $name {
-            type Error = $crate::crypto::LengthError;
-
-            fn try_from(bytes: &[u8]) -> Result<Self, Self::Error> {
-                $crate::crypto::types::array_from_slice(stringify!($name), bytes).map(Self)
-            }
-        }
     };
 }
 
+pub(crate) use fixed_bytes_common;
 pub(crate) use public_bytes;
 pub(crate) use secret_bytes;
