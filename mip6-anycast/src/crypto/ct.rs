@@ -35,9 +35,9 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// HMAC-SHA1 over the concatenation of `parts`, full 160-bit output.
 ///
-/// Building the key costs two SHA-1 compressions; callers that reuse a key
-/// (the nonce table does, per Kcn) keep an [`hmac::Key`] and call
-/// [`hmac_sha1_with_key`] instead.
+/// Building the key costs two SHA-1 compressions; callers inside the crate
+/// that reuse a key (the nonce table does, per Kcn) keep an [`hmac::Key`]
+/// instead.
 #[must_use]
 pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     hmac_sha1_with_key(&hmac::Key::new(HMAC_SHA1, key), parts)

@@ -7,7 +7,8 @@
 //! index never wraps, so a cached token can never be served for a different
 //! nonce or Kcn. Entries of expired nonces are dropped when the cache fills;
 //! the size never exceeds the capacity given at construction, whatever
-//! addresses an attacker sends.
+//! addresses an attacker sends. Use one cache per [`NonceTable`]: serials are
+//! unique only within a table.
 
 use std::collections::HashMap;
 use std::net::Ipv6Addr;
