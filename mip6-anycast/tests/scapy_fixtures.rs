@@ -664,3 +664,69 @@ fn fixture_pcap_holds_the_same_packets() {
     }
     assert_eq!(i, all.len());
 }
+
+/// The inspector capture: MH type, checksum verdict (decoded even when the
+/// checksum is bad), truncation refused, and the RFC 6275 6.2.7 authenticator
+/// verified from tokens that appear in the capture only.
+#[test]
+fn inspect_capture_verdicts() {
+    let ex = load("inspect_expected.json");
+    let data = std::fs::read(testdata(ex["capture"].as_str().unwrap())).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(&data[..]).unwrap();
+    let mut hot_tokens = std::collections::HashMap::new();
+    let mut cot_tokens = std::collections::HashMap::new();
+    let mut i = 0;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.unwrap();
+        let e = &ex["packets"][i];
+        i += 1;
+        if e["malformed"] == true {
+            assert!(parse_any(&pkt.data).is_err(), "packet {i} must be refused");
+            continue;
+        }
+        let inner = match ip6ip6::decapsulate(&pkt.data) {
+            Ok(d) => d.inner.to_vec(),
+            Err(Error::NotIpv6InIpv6(_)) => pkt.data.to_vec(),
+            Err(x) => panic!("packet {i}: {x}"),
+        };
+        let (p, checksum_ok) = MhPacketRepr::parse_unverified(&inner).unwrap();
+        assert_eq!(
+            u64::from(p.repr.mh.mh_type()),
+            e["mh_type"].as_u64().unwrap(),
+            "packet {i}"
+        );
+        assert_eq!(
+            checksum_ok,
+            e["checksum_ok"].as_bool().unwrap(),
+            "packet {i}"
+        );
+        match p.repr.mh.message {
+            MhMessage::HomeTest(h) => {
+                hot_tokens.insert(h.home_nonce_index, h.home_keygen_token);
+            }
+            MhMessage::CareOfTest(c) => {
+                cot_tokens.insert(c.care_of_nonce_index, c.care_of_keygen_token);
+            }
+            MhMessage::BindingUpdate(_) => {
+                let (h, c) = p.repr.mh.nonce_indices().unwrap();
+                let verdict = match (hot_tokens.get(&h), cot_tokens.get(&c)) {
+                    (Some(ht), Some(ct)) => {
+                        let kbm = ring::digest::digest(
+                            &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                            &[&ht[..], &ct[..]].concat(),
+                        );
+                        let input = p.binding_auth_input().unwrap();
+                        let [w, x, y, z] = input.chunks();
+                        let (coa, cn) = (p.repr.src_addr.octets(), p.repr.dst_addr.octets());
+                        let auth = hmac_sha1_96(kbm.as_ref(), &[&coa, &cn, w, x, y, z]);
+                        Value::Bool(Some(auth) == p.repr.mh.authenticator())
+                    }
+                    _ => Value::Null,
+                };
+                assert_eq!(verdict, e["authenticator_ok"], "packet {i}");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(i, ex["packets"].as_array().unwrap().len());
+}
