@@ -26,7 +26,7 @@ use std::net::Ipv6Addr;
 
 use super::dest_opts::{HAO_DEST_OPTS_LEN, emit_hao_header, is_valid_home_address};
 use super::error::{Error, Result};
-use super::ext_chain::{ExtChain, ExtHeader};
+use super::ext_chain::{ExtChain, ExtHeader, ExtKind};
 use super::ip_proto;
 use super::ip6ip6::{self, TUNNEL_OVERHEAD, TunnelParams};
 use super::ipv6::{IPV6_HEADER_LEN, Ipv6Packet};
@@ -151,8 +151,11 @@ fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added)
     let chain = walk(buf, start, len)?;
     match what {
         Added::Rh2 => {
-            if let Some(r) = chain.routing() {
-                let routing_type = buf.get(start + r.offset + 2).copied().unwrap_or(0);
+            if let Some(&ExtHeader {
+                kind: ExtKind::Routing { routing_type, .. },
+                ..
+            }) = chain.routing()
+            {
                 return Err(Error::RoutingHeaderPresent(routing_type));
             }
         }
