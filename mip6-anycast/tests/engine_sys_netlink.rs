@@ -7,16 +7,20 @@ mod engine_sys_util;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use engine_sys_util::{ping, run_in};
 use mip6_anycast::engine::netlink::route::TABLE_LOCAL;
 use mip6_anycast::engine::netlink::{
-    AddrOptions, Netlink, QdiscKind, Route6, RouteKind, Rule6, U32Key, VethEnd,
+    AddrOptions, Netlink, NetlinkError, QdiscKind, Route6, RouteKind, Rule6, U32Key, VethEnd,
 };
 use mip6_anycast::engine::netns::{self, NetnsGuard};
 use mip6_anycast::engine::sysctl::Ipv6Conf;
 use mip6_anycast::engine::tun::{Tun, TunConfig};
 use mip6_anycast::require_root;
+
+/// Hang guard for the kernel's address set-up.
+const READY: Duration = Duration::from_secs(10);
 
 fn addr(s: &str) -> Ipv6Addr {
     s.parse().expect("address literal")
@@ -73,8 +77,16 @@ async fn veth_addresses_ping() {
         .await
         .expect_err("duplicate");
     assert!(dup.is_exists(), "{dup}");
+    // An address that was never added never becomes usable.
+    let never = nla
+        .wait_local(addr("fd00:1::99"), Duration::from_millis(20))
+        .await
+        .expect_err("no such address");
+    assert!(matches!(never, NetlinkError::NotReady { .. }), "{never}");
     nla.set_link_up(va.index).await.expect("up a");
     nlb.set_link_up(vb).await.expect("up b");
+    nla.wait_local(aa, READY).await.expect("a usable");
+    nlb.wait_local(ab, READY).await.expect("b usable");
     assert!(nla.link_by_name("va").await.expect("va").up);
 
     let addrs = nla.addresses(Some(va.index)).await.expect("dump addrs");
@@ -242,21 +254,30 @@ async fn routes_rules_dump_and_cross_check() {
     nl.del_route(&local).await.expect("del local");
 }
 
-/// Normalises `tc -s filter show` output: action indexes and timers differ
-/// between two otherwise identical filters.
+/// Normalises `tc -s filter show` output: action indexes differ between two
+/// otherwise identical filters, and the action's timers (`installed N sec
+/// used N sec`, printed only once they are non-zero) depend on when it runs.
 fn normalise_tc(out: &str) -> String {
     out.lines()
         .map(|l| {
-            let mut words: Vec<String> = l.split(' ').map(str::to_string).collect();
-            for i in 1..words.len() {
-                if matches!(
-                    words[i - 1].trim(),
-                    "index" | "installed" | "used" | "firstused"
-                ) {
-                    words[i] = "N".into();
+            let words: Vec<&str> = l.split(' ').collect();
+            let mut kept = Vec::new();
+            let mut i = 0;
+            while i < words.len() {
+                match words[i].trim() {
+                    "installed" | "used" | "firstused" => i += 3,
+                    "index" => {
+                        kept.push(words[i].to_string());
+                        kept.push("N".into());
+                        i += 2;
+                    }
+                    _ => {
+                        kept.push(words[i].to_string());
+                        i += 1;
+                    }
                 }
             }
-            words.join(" ")
+            kept.join(" ")
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -134,6 +134,9 @@ async fn packet_written_into_tun_is_delivered_locally() {
     nl.add_address(lo, hoa().into(), 128, AddrOptions::NODAD)
         .await
         .expect("hoa on lo");
+    nl.wait_local(hoa(), Lab::READY_LIMIT)
+        .await
+        .expect("hoa usable");
     let sock = netns::in_netns(ns_b, || UdpSocket::bind((hoa(), 4000)))
         .expect("enter B")
         .expect("bind in B");
@@ -219,6 +222,12 @@ async fn marked_packets_do_not_loop_unmarked_ones_are_steered() {
     let datagram = seen.last().expect("datagram");
     assert_eq!(&datagram[24..40], &a.octets());
 
+    // Raw sockets do not fragment: too big for the veth is a typed error.
+    let big = ipv6(b, a, NH_PROBE, &[0u8; 1600]);
+    assert!(matches!(
+        marked.send(&big),
+        Err(RawSockError::TooBig { len: 1640 })
+    ));
     // Typed errors for malformed input, nothing sent.
     assert!(matches!(
         marked.send(&p_marked[..39]),

@@ -133,7 +133,8 @@ impl LabLink {
 /// Namespaces joined by veth pairs, removed on drop.
 ///
 /// Every node has `lo` up, DAD off, IPv6 forwarding on, and static routes to
-/// every link prefix of its connected component (shortest hop count).
+/// every link prefix of its connected component (shortest hop count). The
+/// constructors return once every link address is usable.
 #[derive(Debug)]
 pub struct Lab {
     links: Vec<LabLink>,
@@ -152,6 +153,10 @@ fn with_host(prefix: Ipv6Addr, host: u16) -> Ipv6Addr {
 }
 
 impl Lab {
+    /// How long construction waits for the kernel to make addresses usable
+    /// before it gives up (a hang guard).
+    pub const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
     /// `n` nodes in a line: node `i` and `i+1` joined by link `i`.
     pub async fn chain(n: usize) -> Result<Lab, LabError> {
         let links: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
@@ -192,6 +197,11 @@ impl Lab {
             lab.links.push(link);
         }
         lab.add_routes(&handles).await?;
+        // Addresses are usable only once their local routes exist.
+        for l in &lab.links {
+            handles[l.a].wait_local(l.a_addr, Self::READY_LIMIT).await?;
+            handles[l.b].wait_local(l.b_addr, Self::READY_LIMIT).await?;
+        }
         Ok(lab)
     }
 

@@ -1,6 +1,7 @@
 //! Interface addresses (`ip addr add/del/show`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::address::{
@@ -8,6 +9,7 @@ use rtnetlink::packet_route::address::{
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::route::{RouteKind, TABLE_LOCAL};
 use super::{Netlink, NetlinkError};
 
 /// Options of an address.
@@ -97,6 +99,11 @@ fn message(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
 impl Netlink {
     /// `ip addr add ADDR/PLEN dev INDEX [nodad] [noprefixroute]`; works on
     /// any link, `lo` included.
+    ///
+    /// The kernel acknowledges an IPv6 address before it is usable: its
+    /// `local` route is inserted afterwards by a work item (seen in tests: a
+    /// packet to the address right after the ACK was answered with "no
+    /// route"). Call [`Netlink::wait_local`] before relying on it.
     pub async fn add_address(
         &self,
         index: u32,
@@ -137,6 +144,30 @@ impl Netlink {
         )
         .await?;
         Ok(())
+    }
+
+    /// Waits until `addr` has its `local` route in the local table, i.e.
+    /// until the kernel delivers packets sent to it (see
+    /// [`Netlink::add_address`]). Fails with [`NetlinkError::NotReady`] after
+    /// `limit` (a hang guard, not a tuning knob).
+    pub async fn wait_local(&self, addr: Ipv6Addr, limit: Duration) -> Result<(), NetlinkError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let ready = self
+                .routes(TABLE_LOCAL)
+                .await?
+                .iter()
+                .any(|r| r.kind == RouteKind::Local && r.dst_len == 128 && r.dst == addr);
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(NetlinkError::NotReady {
+                    what: format!("local route of {addr}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// All addresses of the namespace, or of link `index` only.

@@ -75,6 +75,12 @@ pub enum NetlinkError {
         /// The request.
         op: String,
     },
+    /// The kernel did not finish setting something up in time.
+    #[error("{what} not ready")]
+    NotReady {
+        /// What was awaited.
+        what: String,
+    },
     /// No link has that name.
     #[error("link {0} not found")]
     LinkNotFound(String),
