@@ -1,1 +1,26 @@
-//! The tunnel engine (layer 4): TUN devices, raw sockets, netlink, tables.
+//! The tunnel engine (layer 4): the system layer under the datapath.
+//!
+//! This part gives the engine (and the daemons and the testbed) the kernel
+//! objects the datapath is built from, all programmed without `ip`/`tc`:
+//!
+//! - [`netns`]: named network namespaces, running code inside them.
+//! - [`netlink`]: an async rtnetlink handle per namespace (links, addresses,
+//!   routes, rules, tc ingress steering).
+//! - [`sysctl`]: `/proc/sys` inside a namespace.
+//! - [`tun`]: the engine's L3 TUN device.
+//! - [`rawsock`]: the marked, header-included raw IPv6 send socket.
+//! - [`steer`]: installs inbound (tc u32 + mirred) and outbound (policy
+//!   routing) steering into the TUN, and the "steer to TUN" helpers.
+//! - [`testing`]: the root guard and the namespace [`testing::Lab`] used by
+//!   every namespace test in the workspace.
+//!
+//! The packet-processing loop owns one [`tun::AsyncTun`], one
+//! [`rawsock::RawSender`] and a [`netlink::Netlink`] per namespace.
+
+pub mod netlink;
+pub mod netns;
+pub mod rawsock;
+pub mod steer;
+pub mod sysctl;
+pub mod testing;
+pub mod tun;
