@@ -1,6 +1,6 @@
 //! How precisely does an emulated link hold its delay?
 //!
-//! Sends timestamped probes through a link configured with 0 (baseline), 1,
+//! Sends timestamped probes (100 bytes, randomized gaps) through a link configured with 0 (baseline), 1,
 //! 5, 10 and 20 ms one-way delay and prints the median, p99 and maximum of
 //! `observed one-way delay - configured delay`:
 //! - over two unix `SOCK_SEQPACKET` socketpairs (the link alone), and
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use linkemu_support::*;
 use nix::sys::socket::SockType;
-use testbed::linkemu::{DirectionConfig, EmulatedLink, LinkConfig, LinkStats};
+use testbed::linkemu::{DirectionConfig, EmulatedLink, LinkConfig, LinkStats, SplitMix64};
 
 const DELAYS_MS: [f64; 5] = [0.0, 1.0, 5.0, 10.0, 20.0];
 
@@ -58,6 +58,26 @@ fn opts() -> Result<Opts, String> {
         }
     }
     Ok(o)
+}
+
+/// Gaps between probes: uniform in [0.5, 1.5] x the mean, so that sends do
+/// not fall into step with the link's release deadlines.
+struct Gaps {
+    mean: Duration,
+    rng: SplitMix64,
+}
+
+impl Gaps {
+    fn new(mean: Duration) -> Self {
+        Gaps {
+            mean,
+            rng: SplitMix64::new(1),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        self.mean.mul_f64(0.5 + self.rng.next_f64())
+    }
 }
 
 /// Errors in microseconds, sorted.
@@ -122,9 +142,10 @@ fn run_socketpair(o: &Opts, delay_ms: f64) -> (Summary, LinkStats) {
         }
         errs
     });
+    let mut gaps = Gaps::new(o.interval);
     for i in 0..n {
         send(&app_a, &probe(i as u64, 100)).expect("send");
-        std::thread::sleep(o.interval);
+        std::thread::sleep(gaps.next());
     }
     let errs = rx.join().expect("receiver");
     (summarize(errs, n), link.shutdown())
@@ -178,7 +199,7 @@ fn main() {
         }
     };
     println!(
-        "one-way delay error = observed - configured, in microseconds; {} probes of 100 bytes every {} us per row",
+        "one-way delay error = observed - configured, in microseconds; {} probes of 100 bytes, {} us apart on average, per row",
         o.count,
         o.interval.as_micros()
     );
