@@ -1,6 +1,5 @@
 //! Freezing a live socket and reading its state (the donor side).
 
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use socket2::SockRef;
@@ -39,6 +38,8 @@ impl Default for FreezeOptions {
 pub struct Frozen {
     sock: OwnedFd,
     id: ConnectionId,
+    /// The peer's window before `freeze` closed it (see `close_send_window`).
+    saved_snd_wnd: Option<u32>,
     capture: Option<Capture>,
     last_rcv_nxt: Option<u32>,
     limits: Limits,
@@ -89,9 +90,10 @@ pub fn freeze(sock: impl Into<OwnedFd>, opts: &FreezeOptions) -> Result<Frozen> 
             Error::sys("setsockopt(TCP_REPAIR)")(e)
         });
     }
-    let frozen = Frozen {
+    let mut frozen = Frozen {
         sock,
         id,
+        saved_snd_wnd: None,
         capture,
         last_rcv_nxt: None,
         limits: opts.limits,
@@ -103,6 +105,7 @@ pub fn freeze(sock: impl Into<OwnedFd>, opts: &FreezeOptions) -> Result<Frozen> 
         let _ = frozen.thaw();
         return Err(Error::UnsupportedState(state));
     }
+    frozen.close_send_window()?;
     tracing::debug!(conn = %id, "frozen");
     Ok(frozen)
 }
@@ -116,6 +119,28 @@ impl Frozen {
     /// The frozen socket.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
+    }
+
+    /// Sets the peer's window to zero so the frozen socket transmits no new
+    /// data. Repair mode alone does not stop transmission: pacing and TSQ
+    /// timers keep sending queued bytes, and bytes sent after the dump would
+    /// reach the peer without being in the state, whose acknowledgments
+    /// the restored socket would then discard as "ack of unsent data".
+    /// Retransmissions of already-sent bytes may still happen; they are
+    /// harmless.
+    fn close_send_window(&mut self) -> Result<()> {
+        let fd = self.sock.as_fd();
+        match sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW) {
+            Ok(mut w) => {
+                self.saved_snd_wnd = Some(w.snd_wnd);
+                w.snd_wnd = 0;
+                sys::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, &w)
+                    .map_err(Error::sys("setsockopt(TCP_REPAIR_WINDOW) at freeze"))
+            }
+            // Kernels before 4.8: nothing to close it with.
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => Ok(()),
+            Err(e) => Err(Error::sys("getsockopt(TCP_REPAIR_WINDOW)")(e)),
+        }
     }
 
     /// Reads the complete state. May be called more than once; a dump that
@@ -180,8 +205,9 @@ impl Frozen {
         let window = match sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW) {
             Ok(w) => Some(RepairWindow {
                 snd_wl1: w.snd_wl1,
-                snd_wnd: w.snd_wnd,
-                max_window: w.max_window,
+                // The window the peer really offered, not the zero of the freeze.
+                snd_wnd: self.saved_snd_wnd.unwrap_or(w.snd_wnd),
+                max_window: w.max_window.max(self.saved_snd_wnd.unwrap_or(0)),
                 rcv_wnd: w.rcv_wnd,
                 rcv_wup: w.rcv_wup,
             }),
@@ -265,6 +291,14 @@ impl Frozen {
     pub fn thaw(self) -> Result<OwnedFd> {
         let fd = self.sock.as_fd();
         let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_QUEUE, sys::TCP_NO_QUEUE);
+        if let Some(snd_wnd) = self.saved_snd_wnd {
+            let mut w = sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW)
+                .map_err(Error::sys("getsockopt(TCP_REPAIR_WINDOW)"))?;
+            w.snd_wnd = snd_wnd;
+            w.max_window = w.max_window.max(snd_wnd);
+            sys::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, &w)
+                .map_err(Error::sys("setsockopt(TCP_REPAIR_WINDOW) at thaw"))?;
+        }
         detach_shield(fd)?;
         sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, sys::TCP_REPAIR_OFF)
             .map_err(Error::sys("setsockopt(TCP_REPAIR off)"))?;
@@ -283,18 +317,15 @@ fn read_queue(fd: BorrowedFd<'_>, queue: libc::c_int, len: usize) -> Result<(u32
         return Ok((seq, Some(Vec::new())));
     }
     // One byte more than expected: a longer queue shows up as a mismatch.
-    let mut buf = vec![MaybeUninit::<u8>::uninit(); len + 1];
-    let got = sys::peek(fd, &mut buf).map_err(Error::sys("recv(MSG_PEEK) of a repair queue"))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
+    let got = sys::peek(fd, buf.spare_capacity_mut()).map_err(Error::sys("recv(MSG_PEEK) of a repair queue"))?;
     if got != len {
         return Ok((seq, None));
     }
-    buf.truncate(len);
-    // SAFETY: the kernel initialised the first `got == len` bytes.
-    let bytes = buf
-        .into_iter()
-        .map(|b| unsafe { b.assume_init() })
-        .collect();
-    Ok((seq, Some(bytes)))
+    // SAFETY: the kernel initialised the first `got == len` bytes of the
+    // spare capacity, which is at least `len + 1` long.
+    unsafe { buf.set_len(len) };
+    Ok((seq, Some(buf)))
 }
 
 fn read_buffers(fd: BorrowedFd<'_>) -> Result<Buffers> {

@@ -16,32 +16,33 @@ use crate::sys;
 /// the connection was frozen (see the crate docs, "Prompt resume").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resend {
-    /// Restore them as sent (what CRIU does). The kernel retransmits them
-    /// only when the peer's acknowledgments say they were lost, or on its
-    /// retransmission timer, which starts at 1 s because RTT estimates do
-    /// not migrate.
+    /// Restore them as sent (what CRIU does). They are retransmitted only
+    /// when the peer's acknowledgments show a loss, or by the retransmission
+    /// timer, which starts at 1 s or more because RTT estimates do not migrate.
     AsSent,
-    /// Restore the last `max_segments` segments' worth of them as unsent, so
-    /// the kernel transmits them the moment repair mode ends; the rest as
-    /// sent. The peer either acknowledges everything at once (it had the
-    /// bytes) or reports the hole with SACK, which the restored socket
-    /// repairs within a round trip. Default, with 10 segments (RFC 6928's
-    /// initial window: the resent tail always fits in the first flight).
-    Tail {
-        /// Segments (of the connection's MSS) to resend at most.
+    /// Restore them as unsent when they fit in the restored socket's first
+    /// flight (its initial congestion window, at most `max_segments`
+    /// segments): the kernel transmits them the moment repair mode ends and
+    /// the peer acknowledges at once (D-SACK if it had them, an ACK
+    /// otherwise), without depending on any timer. Larger amounts are
+    /// restored as sent (see [`Resend::AllUnsent`] for why). Default, with 10.
+    Auto {
+        /// Upper bound in segments; the initial window (RFC 6928: 10) is
+        /// the natural value.
         max_segments: u32,
     },
-    /// Restore all of them as unsent. Simple, but if the peer already holds
-    /// more than the first flight, Linux discards the peer's
-    /// acknowledgments of bytes it has not re-sent yet ("ack of unsent
-    /// data", RFC 9293 3.10.7.4) and the connection stalls until the
-    /// retransmission timer; use only for short queues.
+    /// Restore all of them as unsent. Unsafe for more than one flight: the
+    /// peer's acknowledgments cover bytes it already holds, and Linux
+    /// discards a segment whose ACK is beyond `snd_nxt` ("ack of unsent
+    /// data", RFC 9293 3.10.7.4) together with any data it carries, so the
+    /// connection stalls until the restored socket's retransmission timer.
+    /// For experiments and measurements.
     AllUnsent,
 }
 
 impl Default for Resend {
     fn default() -> Self {
-        Resend::Tail { max_segments: 10 }
+        Resend::Auto { max_segments: 10 }
     }
 }
 
@@ -212,9 +213,15 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
     } else if opts.freebind {
         sock.set_freebind_v4(true).map_err(Error::sys("setsockopt(IP_FREEBIND)"))?;
     }
-    apply_buffers(fd, state)?;
+    apply_buffers(fd, state, state.sent.len())?;
     apply_sockopts(&sock, state)?;
 
+    // `connect` sizes segments from the MSS clamp, which `tcp_v6_connect`
+    // sets to 1220 (`tcp_v4_connect` leaves 536) and `TCP_REPAIR_OPTIONS`
+    // changes too late to matter. `TCP_MAXSEG` set now is copied into the
+    // clamp by `tcp_connect_init`, so the first segments have the real size.
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, libc::c_int::from(state.options.mss))
+        .map_err(Error::sys("setsockopt(TCP_MAXSEG)"))?;
     sock.bind(&SockAddr::from(local)).map_err(Error::sys("bind"))?;
     queue_seq(fd, sys::TCP_RECV_QUEUE, state.copied_seq())?;
     queue_seq(fd, sys::TCP_SEND_QUEUE, state.snd_una)?;
@@ -226,8 +233,9 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
             .map_err(Error::sys("setsockopt(TCP_TIMESTAMP)"))?;
     }
 
-    fill_queue(fd, sys::TCP_RECV_QUEUE, &state.recv)?;
-    let as_sent = as_sent_len(state, opts.resend);
+    fill_recv_queue(fd, state)?;
+    let info = sys::tcp_info(fd).map_err(Error::sys("getsockopt(TCP_INFO)"))?;
+    let as_sent = as_sent_len(state, opts.resend, &info);
     fill_queue(fd, sys::TCP_SEND_QUEUE, &state.sent[..as_sent])?;
     if let Some(w) = state.window {
         let raw = sys::TcpRepairWindow {
@@ -260,35 +268,66 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
     })
 }
 
-/// How many of the sent-unacknowledged bytes are restored as sent.
-fn as_sent_len(state: &TcpState, resend: Resend) -> usize {
+/// How many of the sent-unacknowledged bytes are restored as sent, given
+/// the restored socket's initial window (`info`, read after connect).
+fn as_sent_len(state: &TcpState, resend: Resend, info: &sys::TcpInfoHead) -> usize {
     let sent = state.sent.len();
     match resend {
         Resend::AsSent => sent,
         Resend::AllUnsent => 0,
-        Resend::Tail { max_segments } => {
-            let tail = (max_segments as usize).saturating_mul(usize::from(state.options.mss));
-            sent.saturating_sub(tail)
+        Resend::Auto { max_segments } => {
+            // Payload per segment after options; fall back to the clamp
+            // minus the largest option space.
+            let mss = info
+                .snd_mss
+                .filter(|&m| m > 0)
+                .unwrap_or(u32::from(state.options.mss).saturating_sub(40));
+            let cwnd = info.snd_cwnd.unwrap_or(0).min(max_segments);
+            let first_flight = (cwnd as usize).saturating_mul(mss as usize);
+            if sent <= first_flight { 0 } else { sent }
         }
     }
 }
 
-fn apply_buffers(fd: BorrowedFd<'_>, state: &TcpState) -> Result<()> {
-    // Room for the queues with skb overhead; never below what the donor had.
-    let send_need = (state.sent.len() + state.unsent.len()).saturating_mul(2) + (64 << 10);
-    let recv_need = state.recv.len().saturating_mul(2) + (64 << 10);
-    let current = |name, op| {
-        sys::getsockopt_int(fd, libc::SOL_SOCKET, name)
-            .map(|v| u32::try_from(v).unwrap_or(0))
-            .map_err(Error::sys(op))
-    };
-    let snd = state.buffers.sndbuf.max(u32::try_from(send_need).unwrap_or(u32::MAX));
-    if snd > current(libc::SO_SNDBUF, "getsockopt(SO_SNDBUF)")? {
+/// Room for `len` bytes going in through the repair path, which fails rather
+/// than waits (it builds ~256 KiB skbs: under 1% overhead).
+fn repair_room(len: usize) -> u32 {
+    u32::try_from(len.saturating_add(len / 8).saturating_add(64 << 10)).unwrap_or(u32::MAX)
+}
+
+fn current_buffer(fd: BorrowedFd<'_>, name: libc::c_int, op: &'static str) -> Result<u32> {
+    sys::getsockopt_int(fd, libc::SOL_SOCKET, name)
+        .map(|v| u32::try_from(v).unwrap_or(0))
+        .map_err(Error::sys(op))
+}
+
+/// Gives the socket the donor's buffer sizes (before connect, so the window
+/// clamp is computed from them), enlarged for the sent bytes the repair
+/// path queues. Unsent bytes are written after activation and may wait for
+/// acknowledgments, so the send buffer is not enlarged for them: sizes never
+/// grow move after move.
+fn apply_buffers(fd: BorrowedFd<'_>, state: &TcpState, as_sent: usize) -> Result<()> {
+    let snd = state.buffers.sndbuf.max(repair_room(as_sent));
+    if snd > current_buffer(fd, libc::SO_SNDBUF, "getsockopt(SO_SNDBUF)")? {
         force_buffer(fd, sys::SO_SNDBUFFORCE, snd, "setsockopt(SO_SNDBUFFORCE)")?;
     }
-    let rcv = state.buffers.rcvbuf.max(u32::try_from(recv_need).unwrap_or(u32::MAX));
-    if rcv > current(libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? {
-        force_buffer(fd, sys::SO_RCVBUFFORCE, rcv, "setsockopt(SO_RCVBUFFORCE)")?;
+    if state.buffers.rcvbuf > current_buffer(fd, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? {
+        force_buffer(fd, sys::SO_RCVBUFFORCE, state.buffers.rcvbuf, "setsockopt(SO_RCVBUFFORCE)")?;
+    }
+    Ok(())
+}
+
+/// Fills the receive queue, with the receive buffer enlarged meanwhile if
+/// the queue needs more room than the donor's size, then set back to it.
+fn fill_recv_queue(fd: BorrowedFd<'_>, state: &TcpState) -> Result<()> {
+    let room = repair_room(state.recv.len());
+    let before = current_buffer(fd, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")?;
+    if room > before {
+        force_buffer(fd, sys::SO_RCVBUFFORCE, room, "setsockopt(SO_RCVBUFFORCE)")?;
+    }
+    fill_queue(fd, sys::TCP_RECV_QUEUE, &state.recv)?;
+    if room > before {
+        force_buffer(fd, sys::SO_RCVBUFFORCE, before, "setsockopt(SO_RCVBUFFORCE)")?;
     }
     Ok(())
 }

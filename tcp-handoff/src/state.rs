@@ -144,14 +144,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 32 MiB per queue and buffer (Linux's default `tcp_rmem` maximum on
-    /// large machines), 4096 segments / 16 MiB captured, 1 MiB of
-    /// application state, 4096 connections per bundle.
+    /// 64 MiB per queue and buffer (twice the largest default
+    /// `tcp_rmem`/`tcp_wmem` maximum of current kernels), 4096 segments /
+    /// 16 MiB captured, 1 MiB of application state, 4096 connections per bundle.
     fn default() -> Self {
         Limits {
-            max_recv_queue: 32 << 20,
-            max_send_queue: 32 << 20,
-            max_buffer: 64 << 20,
+            max_recv_queue: 64 << 20,
+            max_send_queue: 64 << 20,
+            max_buffer: 128 << 20,
             max_captured_segments: 4096,
             max_captured_bytes: 16 << 20,
             max_app_state: 1 << 20,

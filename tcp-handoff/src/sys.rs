@@ -92,6 +92,10 @@ pub struct TcpInfoHead {
     pub rcv_wscale: u8,
     /// `tcpi_rto` in microseconds (offset 8), if the answer was long enough.
     pub rto_us: Option<u32>,
+    /// `tcpi_snd_mss` (offset 16): payload bytes per segment.
+    pub snd_mss: Option<u32>,
+    /// `tcpi_snd_cwnd` (offset 80) in segments.
+    pub snd_cwnd: Option<u32>,
     /// `tcpi_rtt` in microseconds (offset 68), if the answer was long enough.
     pub rtt_us: Option<u32>,
     /// `tcpi_total_retrans` (offset 100), if the answer was long enough.
@@ -260,6 +264,8 @@ pub fn tcp_info(fd: BorrowedFd<'_>) -> io::Result<TcpInfoHead> {
         snd_wscale: wscale & 0x0f,
         rcv_wscale: wscale >> 4,
         rto_us: word(8),
+        snd_mss: word(16),
+        snd_cwnd: word(80),
         rtt_us: word(68),
         total_retrans: word(100),
     })

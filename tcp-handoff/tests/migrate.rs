@@ -70,6 +70,12 @@ fn migrates_between_namespaces_without_resets() {
         !tcp.sent.is_empty() || !tcp.unsent.is_empty(),
         "test needs server data queued"
     );
+    eprintln!(
+        "dumped: recv {} sent {} unsent {} bytes",
+        tcp.recv.len(),
+        tcp.sent.len(),
+        tcp.unsent.len()
+    );
     let wire = Handoff {
         connections: vec![ConnectionHandoff {
             tcp,
@@ -85,6 +91,7 @@ fn migrates_between_namespaces_without_resets() {
     let paused = lab.a.run(move || restore_paused(&conn.tcp, &RestoreOptions::default()).expect("restore"));
     lab.route_to_acceptor();
     let live = lab.a.run(move || paused.activate().expect("activate"));
+    eprintln!("activated: {:?}", live.report);
     let server = Pump::start(live.stream, server_cfg(), Progress::decode(&conn.app_state));
 
     // Donor: once the route moved and in-flight packets drained, close
@@ -97,6 +104,7 @@ fn migrates_between_namespaces_without_resets() {
     }
     .encode();
     let late = LateSegments::decode(&late, &Limits::default()).unwrap();
+    eprintln!("late segments from the donor: {}", late.segments.len());
     lab.a.run(move || reinject(late.id.local, late.id.remote, &late.segments).expect("replay"));
 
     std::thread::sleep(Duration::from_millis(300));
@@ -136,5 +144,44 @@ fn migrates_within_one_namespace() {
     std::thread::sleep(Duration::from_millis(300));
     let _streams = drain_and_check(client, server);
     assert_no_resets(&lab.all(), &before, &[0, 1, 0]);
+    assert_no_fin_rst(watch);
+}
+
+/// (c) One long-lived connection moves 100 times between D and A while data
+/// flows both ways; not one reset, every byte in order.
+#[test]
+fn survives_a_hundred_migrations() {
+    require_root!();
+    let lab = Lab::new();
+    let (_listener, client, mut server) = start_pair(&lab.d, &lab.c, 8082, None);
+    let before = snapshot(&lab.all());
+    let watch = FlagWatch::start(&lab.c, 8082);
+    let hosts = [&lab.d, &lab.a];
+    let mut sent_queued = 0usize;
+    for i in 0..100 {
+        let (from, to) = (hosts[i % 2], hosts[(i + 1) % 2]);
+        std::thread::sleep(Duration::from_millis(15));
+        let (stream, progress) = server.stop();
+        let mut frozen = from.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+        let tcp = frozen.dump().expect("dump");
+        sent_queued += usize::from(!tcp.sent.is_empty());
+        let paused = to.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+        if i % 2 == 0 {
+            lab.route_to_acceptor();
+        } else {
+            lab.route_to_donor();
+        }
+        let live = to.run(move || paused.activate().expect("activate"));
+        server = Pump::start(live.stream, server_cfg(), progress);
+        std::thread::sleep(Duration::from_millis(10));
+        let id = frozen.id();
+        let late = frozen.close_silently().expect("close");
+        to.run(move || reinject(id.local, id.remote, &late).expect("replay"));
+        assert!(client.is_running(), "client pump died at migration {i}");
+    }
+    eprintln!("migrations with sent-unacked bytes in the dump: {sent_queued}/100");
+    let (cp, sp, _streams) = drain_and_check(client, server);
+    eprintln!("client received {} bytes, server received {}", cp.received, sp.received);
+    assert_no_resets(&lab.all(), &before, &[0, 50, 50]);
     assert_no_fin_rst(watch);
 }

@@ -420,7 +420,7 @@ pub fn client_cfg(read_rate: Option<u64>) -> PumpCfg {
         tx: 1,
         rx: 2,
         read_rate,
-        write_rate: None,
+        write_rate: Some(8 << 20),
     }
 }
 
