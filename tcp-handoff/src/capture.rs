@@ -297,6 +297,18 @@ impl Capture {
     pub fn stats(&self) -> CaptureStats {
         self.stats
     }
+
+    /// Closes the capture on a short-lived thread: closing a packet socket
+    /// waits for an RCU grace period (`synchronize_net()` in
+    /// `packet_release`), milliseconds that must not delay a handoff.
+    pub fn close_in_background(self) {
+        let spawned = std::thread::Builder::new()
+            .name("capture-close".into())
+            .spawn(move || drop(self));
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "closing the capture inline");
+        }
+    }
 }
 
 /// Re-injects `segments` as packets `remote -> local` into the calling

@@ -281,6 +281,9 @@ impl Frozen {
     pub fn close_silently(mut self) -> Result<Vec<CapturedSegment>> {
         let captured = self.take_captured();
         sys::disconnect(self.sock.as_fd()).map_err(Error::sys("connect(AF_UNSPEC)"))?;
+        if let Some(c) = self.capture.take() {
+            c.close_in_background();
+        }
         tracing::debug!(conn = %self.id, captured = captured.len(), "closed silently");
         Ok(captured)
     }

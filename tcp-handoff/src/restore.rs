@@ -424,10 +424,11 @@ impl Paused {
             written: pending.len(),
             ..ActivationReport::default()
         };
-        if let Some(c) = capture.as_mut() {
+        if let Some(mut c) = capture.take() {
             let segments = c.take(rcv_nxt, &opts.limits);
             report.replayed = reinject(id.local, id.remote, &segments)?;
             report.capture = c.stats();
+            c.close_in_background();
         }
         tracing::debug!(conn = %id, ?report, "activated");
         Ok(Activated {

@@ -2,6 +2,8 @@
 //! lab, traffic pumps with sequence-checked byte patterns, kernel counters.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpStream};

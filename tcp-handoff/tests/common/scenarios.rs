@@ -1,0 +1,239 @@
+//! Prompt-resume scenarios, shared by `tests/resume.rs` (which checks the
+//! behaviour) and `examples/resume_latency.rs` (which measures it).
+//!
+//! Each builds a fresh three-namespace lab, moves one connection from D to
+//! A and times how long the data that was caught in the move takes to
+//! arrive after activation.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use tcp_handoff::{
+    ActivationReport, CapturedSegment, FreezeOptions, Resend, RestoreOptions, TcpState, attach_shield, detach_shield, freeze, reinject,
+    restore_paused,
+};
+
+use super::{Lab, X, connect_client};
+
+/// What one scenario run observed.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Activation to the first byte of interest at the receiver.
+    pub latency: Duration,
+    /// `TCPTimeouts` (retransmission timeouts) in the acceptor namespace.
+    pub acceptor_timeouts: u64,
+    /// `TCPTimeouts` in the client namespace.
+    pub client_timeouts: u64,
+    /// What activation did.
+    pub report: ActivationReport,
+    /// Sent-but-unacknowledged bytes in the dump.
+    pub sent_in_dump: usize,
+    /// Segments the donor captured and the acceptor replayed afterwards.
+    pub replayed_late: usize,
+}
+
+struct Pair {
+    lab: Lab,
+    client: TcpStream,
+    server: TcpStream,
+    _listener: TcpListener,
+}
+
+fn pair(port: u16) -> Pair {
+    let lab = Lab::new();
+    let listener = lab.d.run(move || TcpListener::bind(SocketAddr::new(X.into(), port)).unwrap());
+    let l2 = listener.try_clone().unwrap();
+    let accept = std::thread::spawn(move || l2.accept().unwrap().0);
+    let mut client = connect_client(&lab.c, port);
+    let mut server = accept.join().unwrap();
+    for s in [&client, &server] {
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    // Warm up both directions: RTT estimates, delayed-ACK state; then let
+    // delayed ACKs go out so that nothing is unacknowledged.
+    let mut buf = [0u8; 1000];
+    for _ in 0..20 {
+        client.write_all(&buf).unwrap();
+        server.read_exact(&mut buf).unwrap();
+        server.write_all(&buf).unwrap();
+        client.read_exact(&mut buf).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    Pair {
+        lab,
+        client,
+        server,
+        _listener: listener,
+    }
+}
+
+fn timeouts(ns: &super::Netns) -> u64 {
+    ns.counters().get("TCPTimeouts")
+}
+
+/// Restores `tcp` paused on A, switches the route, runs `between` (the
+/// donor closes there: no packet reaches it any more; it returns what the
+/// donor captured), activates, replays the donor's capture and returns the
+/// live stream, the activation instant, the report and the replay count.
+fn move_to_acceptor(
+    lab: &Lab,
+    tcp: TcpState,
+    opts: RestoreOptions,
+    between: impl FnOnce() -> Vec<CapturedSegment>,
+) -> (TcpStream, Instant, ActivationReport, usize) {
+    let paused = lab.a.run(move || restore_paused(&tcp, &opts).expect("restore"));
+    lab.route_to_acceptor();
+    let late = between();
+    lab.a.run(move || {
+        let t0 = Instant::now();
+        let live = paused.activate().expect("activate");
+        let id = tcp_handoff::connection_id(live.stream.as_fd()).unwrap();
+        let replayed = reinject(id.local, id.remote, &late).expect("replay");
+        (live.stream, t0, live.report, replayed)
+    })
+}
+
+/// Server to client, the bytes were lost: the server sent 8 KB that never
+/// reached the client (its socket drops them), then the connection moves.
+/// Latency: activation to the client's first byte.
+pub fn lost_tail(resend: Resend) -> Outcome {
+    let Pair {
+        lab,
+        mut client,
+        server,
+        _listener,
+    } = pair(9101);
+    attach_shield(client.as_fd()).unwrap();
+    let mut server = server;
+    server.write_all(&[0x5a; 8192]).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut frozen = lab.d.run(move || freeze(server, &FreezeOptions::default()).unwrap());
+    let tcp = frozen.dump().unwrap();
+    let sent_in_dump = tcp.sent.len();
+    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let opts = RestoreOptions {
+        resend,
+        ..RestoreOptions::default()
+    };
+    let mut reader = None;
+    // The client keeps dropping until the donor is gone, so the donor's own
+    // retransmissions cannot reach it.
+    let (stream, t0, report, _) = move_to_acceptor(&lab, tcp, opts, || {
+        let late = frozen.close_silently().unwrap();
+        detach_shield(client.as_fd()).unwrap();
+        reader = Some(std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            client.read_exact(&mut b).expect("client read");
+            (Instant::now(), client)
+        }));
+        late
+    });
+    let reader = reader.unwrap();
+    let (t1, _client) = reader.join().unwrap();
+    let out = Outcome {
+        latency: t1.saturating_duration_since(t0),
+        acceptor_timeouts: timeouts(&lab.a) - ta,
+        client_timeouts: timeouts(&lab.c) - tc,
+        report,
+        sent_in_dump,
+        replayed_late: 0,
+    };
+    drop(stream);
+    out
+}
+
+/// Server to client, the acknowledgments were lost: the client received
+/// 64 KB but its ACKs were dropped, so the dump holds them as
+/// sent-unacknowledged (restored as sent). Latency: activation to the
+/// client's first byte beyond them (data the acceptor can send only once
+/// it learns the client has the rest). `window_probe` and `capture` turn
+/// the two ways of learning it on.
+pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
+    let Pair {
+        lab,
+        mut client,
+        server,
+        _listener,
+    } = pair(9102);
+    let mut server = server;
+    attach_shield(server.as_fd()).unwrap();
+    let total = 256 * 1024;
+    server.set_nonblocking(true).unwrap();
+    let chunk = vec![0xa5u8; total];
+    let written = server.write(&chunk).unwrap_or(0);
+    server.set_nonblocking(false).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let fopts = FreezeOptions {
+        capture,
+        ..FreezeOptions::default()
+    };
+    let mut frozen = lab.d.run(move || freeze(server, &fopts).unwrap());
+    let tcp = frozen.dump().unwrap();
+    let sent_in_dump = tcp.sent.len();
+    assert!(written > sent_in_dump, "the dump must hold unsent bytes too");
+    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let reader = std::thread::spawn(move || {
+        let mut b = vec![0u8; sent_in_dump + 1];
+        client.read_exact(&mut b).expect("client read");
+        (Instant::now(), client)
+    });
+    let opts = RestoreOptions {
+        resend: Resend::AsSent,
+        window_probe,
+        capture,
+        ..RestoreOptions::default()
+    };
+    let (stream, t0, report, _) = move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
+    let (t1, _client) = reader.join().unwrap();
+    let out = Outcome {
+        latency: t1.saturating_duration_since(t0),
+        acceptor_timeouts: timeouts(&lab.a) - ta,
+        client_timeouts: timeouts(&lab.c) - tc,
+        report,
+        sent_in_dump,
+        replayed_late: 0,
+    };
+    drop(stream);
+    out
+}
+
+/// Client to server: the client writes 4 KB while the connection is frozen
+/// (the shield drops it). Latency: activation to the acceptor application
+/// reading the first of those bytes. `capture` turns capture and replay on.
+pub fn frozen_client_data(capture: bool) -> Outcome {
+    let Pair {
+        lab,
+        mut client,
+        server,
+        _listener,
+    } = pair(9103);
+    let fopts = FreezeOptions {
+        capture,
+        ..FreezeOptions::default()
+    };
+    let mut frozen = lab.d.run(move || freeze(server, &fopts).unwrap());
+    let tcp = frozen.dump().unwrap();
+    client.write_all(&[0x3c; 4096]).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let opts = RestoreOptions {
+        capture,
+        ..RestoreOptions::default()
+    };
+    let (mut stream, t0, report, replayed_late) =
+        move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
+    let mut b = [0u8; 1];
+    stream.read_exact(&mut b).expect("acceptor read");
+    let t1 = Instant::now();
+    Outcome {
+        latency: t1.saturating_duration_since(t0),
+        acceptor_timeouts: timeouts(&lab.a) - ta,
+        client_timeouts: timeouts(&lab.c) - tc,
+        report,
+        sent_in_dump: 0,
+        replayed_late,
+    }
+}
