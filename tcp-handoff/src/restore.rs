@@ -96,6 +96,8 @@ pub struct Paused {
     id: ConnectionId,
     rcv_nxt: u32,
     pending: Vec<u8>,
+    buffers: crate::state::Buffers,
+    nodelay: bool,
     capture: Option<Capture>,
     opts: RestoreOptions,
 }
@@ -220,7 +222,10 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
     // sets to 1220 (`tcp_v4_connect` leaves 536) and `TCP_REPAIR_OPTIONS`
     // changes too late to matter. `TCP_MAXSEG` set now is copied into the
     // clamp by `tcp_connect_init`, so the first segments have the real size.
-    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, libc::c_int::from(state.options.mss))
+    // The option accepts at most MAX_TCP_WINDOW (32767): loopback MSSes
+    // above it start at that size.
+    let user_mss = state.options.mss.min(32767);
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, libc::c_int::from(user_mss))
         .map_err(Error::sys("setsockopt(TCP_MAXSEG)"))?;
     sock.bind(&SockAddr::from(local)).map_err(Error::sys("bind"))?;
     queue_seq(fd, sys::TCP_RECV_QUEUE, state.copied_seq())?;
@@ -249,10 +254,6 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
             .map_err(Error::sys("setsockopt(TCP_REPAIR_WINDOW)"))?;
     }
     repair_queue(fd, sys::TCP_NO_QUEUE)?;
-    // Hand auto-tuning back unless the application had fixed the sizes.
-    if let Err(e) = sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_BUF_LOCK, libc::c_int::from(state.buffers.locked)) {
-        tracing::debug!(error = %e, "SO_BUF_LOCK unsupported; buffer sizes stay fixed");
-    }
 
     let mut pending = Vec::with_capacity(state.sent.len() - as_sent + state.unsent.len());
     pending.extend_from_slice(&state.sent[as_sent..]);
@@ -263,6 +264,8 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
         id,
         rcv_nxt: state.rcv_nxt,
         pending,
+        buffers: state.buffers,
+        nodelay: state.sockopts.nodelay,
         capture,
         opts: *opts,
     })
@@ -407,6 +410,8 @@ impl Paused {
             id,
             rcv_nxt,
             pending,
+            buffers,
+            nodelay,
             mut capture,
             opts,
         } = self;
@@ -419,7 +424,13 @@ impl Paused {
         };
         sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, off)
             .map_err(Error::sys("setsockopt(TCP_REPAIR off)"))?;
-        write_all_within(fd, &pending, opts.unsent_timeout)?;
+        if !pending.is_empty() {
+            write_pending(&sock, &pending, buffers.sndbuf, nodelay, opts.unsent_timeout)?;
+        }
+        // Hand auto-tuning back unless the application had fixed the sizes.
+        if let Err(e) = sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_BUF_LOCK, libc::c_int::from(buffers.locked)) {
+            tracing::debug!(error = %e, "SO_BUF_LOCK unsupported; buffer sizes stay fixed");
+        }
         let mut report = ActivationReport {
             written: pending.len(),
             ..ActivationReport::default()
@@ -441,6 +452,26 @@ impl Paused {
     pub fn abort(self) {
         drop(self);
     }
+}
+
+/// Writes the resent and unsent bytes right after repair mode. All of them
+/// must be accepted at once: the resent ones have to be on the wire before
+/// the peer's acknowledgment of them arrives (Linux drops an ACK beyond
+/// `snd_nxt`, and with it the segment). So the send buffer is enlarged for
+/// the write and set back to the donor's size after, and Nagle is off
+/// meanwhile so that a partial last segment is not held back waiting for
+/// that very ACK.
+fn write_pending(sock: &Socket, pending: &[u8], sndbuf: u32, nodelay: bool, timeout: Duration) -> Result<()> {
+    let fd = sock.as_fd();
+    let current = current_buffer(fd, libc::SO_SNDBUF, "getsockopt(SO_SNDBUF)")?;
+    let room = current.saturating_add(repair_room(pending.len()));
+    force_buffer(fd, sys::SO_SNDBUFFORCE, room, "setsockopt(SO_SNDBUFFORCE)")?;
+    sock.set_tcp_nodelay(true).map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
+    write_all_within(fd, pending, timeout)?;
+    if !nodelay {
+        sock.set_tcp_nodelay(false).map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
+    }
+    force_buffer(fd, sys::SO_SNDBUFFORCE, sndbuf.max(current), "setsockopt(SO_SNDBUFFORCE)")
 }
 
 /// Writes `bytes` to a live socket without blocking longer than `timeout`.

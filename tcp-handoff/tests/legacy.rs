@@ -99,6 +99,21 @@ impl Drop for Proc {
     }
 }
 
+/// Waits until the process is in state T (stopped): SIGSTOP is asynchronous.
+fn wait_stopped(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // "pid (comm) S ...": the state follows the last ')'.
+        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+        if state == Some(Some('T')) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Sends `len` pattern bytes from `off` and reads the echo back, checking it.
 fn echo_round(c: &mut TcpStream, off: u64, len: usize) {
     let mut buf = vec![0u8; len];
@@ -139,6 +154,7 @@ fn moves_a_connection_of_an_unmodified_process() {
     // The donor process stops (as a live process would be busy elsewhere);
     // a request arrives and waits, unread, in its socket.
     kill(Pid::from_raw(donor.pid()), Signal::SIGSTOP).unwrap();
+    wait_stopped(donor.pid());
     let mut req = vec![0u8; 20_000];
     fill_pattern(7, off, &mut req);
     client.write_all(&req).unwrap();

@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::{Counters, FlagWatch, Lab, Netns, Progress, Pump, X, client_cfg, connect_client, drain_and_check, server_cfg};
+use common::{Counters, FlagWatch, Lab, Netns, Progress, Pump, X, X4, client_cfg, connect_to, drain_and_check, server_cfg};
 use tcp_handoff::{
     ConnectionHandoff, FreezeOptions, Handoff, LateSegments, Limits, RestoreOptions, attach_shield, detach_shield,
     freeze, reinject, restore_paused,
@@ -40,10 +40,14 @@ fn assert_no_fin_rst(watch: FlagWatch) {
 
 /// Starts a server on `[X]:port` in `ns` and a client in `c`; returns their pumps.
 fn start_pair(ns: &Netns, c: &Netns, port: u16, client_read_rate: Option<u64>) -> (TcpListener, Pump, Pump) {
-    let listener = ns.run(move || TcpListener::bind(SocketAddr::new(X.into(), port)).expect("bind X"));
+    start_pair_at(ns, c, SocketAddr::new(X.into(), port), client_read_rate)
+}
+
+fn start_pair_at(ns: &Netns, c: &Netns, addr: SocketAddr, client_read_rate: Option<u64>) -> (TcpListener, Pump, Pump) {
+    let listener = ns.run(move || TcpListener::bind(addr).expect("bind X"));
     let l2 = listener.try_clone().unwrap();
     let accept = std::thread::spawn(move || l2.accept().expect("accept").0);
-    let client = connect_client(c, port);
+    let client = connect_to(c, addr);
     let server = accept.join().unwrap();
     let cp = Pump::start(client, client_cfg(client_read_rate), Progress::default());
     let sp = Pump::start(server, server_cfg(), Progress::default());
@@ -183,5 +187,33 @@ fn survives_a_hundred_migrations() {
     let (cp, sp, _streams) = drain_and_check(client, server);
     eprintln!("client received {} bytes, server received {}", cp.received, sp.received);
     assert_no_resets(&lab.all(), &before, &[0, 50, 50]);
+    assert_no_fin_rst(watch);
+}
+
+/// The same move over IPv4 (capture and replay build IPv4 packets).
+#[test]
+fn migrates_ipv4_between_namespaces() {
+    require_root!();
+    let lab = Lab::new();
+    let addr = SocketAddr::new(X4.into(), 8083);
+    let (_listener, client, server) = start_pair_at(&lab.d, &lab.c, addr, Some(4 << 20));
+    let before = snapshot(&lab.all());
+    let watch = FlagWatch::start(&lab.c, 8083);
+    std::thread::sleep(Duration::from_millis(200));
+    let (stream, progress) = server.stop();
+    let mut frozen = lab.d.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+    let tcp = frozen.dump().expect("dump");
+    assert!(tcp.local.is_ipv4() && tcp.remote.is_ipv4());
+    let paused = lab.a.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+    lab.route_to_acceptor();
+    let live = lab.a.run(move || paused.activate().expect("activate"));
+    let server = Pump::start(live.stream, server_cfg(), progress);
+    std::thread::sleep(Duration::from_millis(30));
+    let id = frozen.id();
+    let late = frozen.close_silently().expect("close");
+    lab.a.run(move || reinject(id.local, id.remote, &late).expect("replay"));
+    std::thread::sleep(Duration::from_millis(200));
+    let _streams = drain_and_check(client, server);
+    assert_no_resets(&lab.all(), &before, &[0, 1, 0]);
     assert_no_fin_rst(watch);
 }

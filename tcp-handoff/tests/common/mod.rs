@@ -155,6 +155,9 @@ pub struct Lab {
 
 pub const X: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
 pub const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xc, 0, 0, 0, 0, 0, 1);
+/// The server address X as IPv4 (the lab routes both families).
+pub const X4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 99, 0, 1);
+pub const CLIENT4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 12, 0, 1);
 
 impl Lab {
     pub fn new() -> Lab {
@@ -167,33 +170,47 @@ impl Lab {
         ip(&["link", "add", "ca", "netns", &lab.c.name, "type", "veth", "peer", "name", "ac", "netns", &lab.a.name]);
         let x = format!("{X}/128");
         let client = format!("{CLIENT}/128");
-        lab.c.ip(&["addr", "add", &client, "dev", "lo"]);
+        lab.c.ip(&["addr", "add", &client, "dev", "lo", "nodad"]);
         lab.c.ip(&["addr", "add", "fd00:1::1/64", "dev", "cd", "nodad"]);
         lab.c.ip(&["addr", "add", "fd00:2::1/64", "dev", "ca", "nodad"]);
         lab.c.ip(&["link", "set", "cd", "up"]);
         lab.c.ip(&["link", "set", "ca", "up"]);
         lab.d.ip(&["addr", "add", "fd00:1::2/64", "dev", "dc", "nodad"]);
         lab.d.ip(&["link", "set", "dc", "up"]);
-        lab.d.ip(&["addr", "add", &x, "dev", "lo"]);
+        lab.d.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
         lab.d.ip(&["-6", "route", "add", &client, "via", "fd00:1::1", "dev", "dc"]);
         lab.a.ip(&["addr", "add", "fd00:2::2/64", "dev", "ac", "nodad"]);
         lab.a.ip(&["link", "set", "ac", "up"]);
-        lab.a.ip(&["addr", "add", &x, "dev", "lo"]);
+        lab.a.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
         lab.a.ip(&["-6", "route", "add", &client, "via", "fd00:2::1", "dev", "ac"]);
+        // IPv4 twin: X4 on D and A, the client's CLIENT4 on C.
+        let (x4, c4) = (format!("{X4}/32"), format!("{CLIENT4}/32"));
+        lab.c.ip(&["addr", "add", &c4, "dev", "lo"]);
+        lab.c.ip(&["addr", "add", "10.0.1.1/24", "dev", "cd"]);
+        lab.c.ip(&["addr", "add", "10.0.2.1/24", "dev", "ca"]);
+        lab.d.ip(&["addr", "add", "10.0.1.2/24", "dev", "dc"]);
+        lab.d.ip(&["addr", "add", &x4, "dev", "lo"]);
+        lab.d.ip(&["route", "add", &c4, "via", "10.0.1.1", "dev", "dc"]);
+        lab.a.ip(&["addr", "add", "10.0.2.2/24", "dev", "ac"]);
+        lab.a.ip(&["addr", "add", &x4, "dev", "lo"]);
+        lab.a.ip(&["route", "add", &c4, "via", "10.0.2.1", "dev", "ac"]);
         lab.route_to_donor();
         lab
     }
 
     pub fn route_to_donor(&self) {
-        let x = format!("{X}/128");
-        let src = CLIENT.to_string();
-        self.c.ip(&["-6", "route", "replace", &x, "via", "fd00:1::2", "dev", "cd", "src", &src]);
+        self.route_x("fd00:1::2", "10.0.1.2", "cd");
     }
 
     pub fn route_to_acceptor(&self) {
-        let x = format!("{X}/128");
-        let src = CLIENT.to_string();
-        self.c.ip(&["-6", "route", "replace", &x, "via", "fd00:2::2", "dev", "ca", "src", &src]);
+        self.route_x("fd00:2::2", "10.0.2.2", "ca");
+    }
+
+    fn route_x(&self, via6: &str, via4: &str, dev: &str) {
+        let (x, src) = (format!("{X}/128"), CLIENT.to_string());
+        self.c.ip(&["-6", "route", "replace", &x, "via", via6, "dev", dev, "src", &src]);
+        let (x4, src4) = (format!("{X4}/32"), CLIENT4.to_string());
+        self.c.ip(&["route", "replace", &x4, "via", via4, "dev", dev, "src", &src4]);
     }
 
     pub fn all(&self) -> [&Netns; 3] {
@@ -453,8 +470,12 @@ pub fn drain_and_check(client: Pump, server: Pump) -> (Progress, Progress, [TcpS
 
 /// Connects to `[X]:port` from the client namespace.
 pub fn connect_client(lab_c: &Netns, port: u16) -> TcpStream {
+    connect_to(lab_c, SocketAddr::new(X.into(), port))
+}
+
+/// Connects to `addr` from the client namespace, retrying while the server starts.
+pub fn connect_to(lab_c: &Netns, addr: SocketAddr) -> TcpStream {
     lab_c.run(move || {
-        let addr = SocketAddr::new(X.into(), port);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
