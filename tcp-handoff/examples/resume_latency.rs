@@ -18,6 +18,9 @@ use std::time::Duration;
 use common::scenarios::{Outcome, frozen_client_data, lost_acks, lost_tail};
 use tcp_handoff::Resend;
 
+/// One line of the table: a label and the scenario run that produces it.
+type Scenario = (&'static str, Box<dyn Fn() -> Outcome>);
+
 fn summary(name: &str, runs: &[Outcome]) {
     let mut lat: Vec<Duration> = runs.iter().map(|o| o.latency).collect();
     lat.sort();
@@ -38,9 +41,14 @@ fn main() {
         eprintln!("SKIP (needs root): resume_latency builds network namespaces");
         return;
     }
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
-    println!("{runs} runs per line; latency = activation -> first byte caught in the move at its receiver\n");
-    let table: [(&str, Box<dyn Fn() -> Outcome>); 7] = [
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(5);
+    println!(
+        "{runs} runs per line; latency = activation -> first byte caught in the move at its receiver\n"
+    );
+    let table: [Scenario; 7] = [
         (
             "server->client, bytes lost:  resend as unsent (Auto)",
             Box::new(|| lost_tail(Resend::default())),

@@ -153,7 +153,8 @@ impl Capture {
         // Protocol 0 first: the socket receives nothing until bound, so no
         // unfiltered packet can slip in before the filter is attached.
         // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        let raw =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(Error::sys("socket(AF_PACKET)")(io::Error::last_os_error()));
         }
@@ -217,7 +218,7 @@ impl Capture {
                 // EAGAIN: drained. Any other error ends this poll as well.
                 break;
             }
-            if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if from.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             let n = n as usize;
@@ -315,16 +316,28 @@ impl Capture {
 /// thread's network namespace through a raw socket (`IPPROTO_RAW`, header
 /// included); the kernel delivers them to the socket bound to `local`.
 /// Needs `CAP_NET_RAW`. Returns how many were sent.
-pub fn reinject(local: SocketAddr, remote: SocketAddr, segments: &[CapturedSegment]) -> Result<usize> {
+pub fn reinject(
+    local: SocketAddr,
+    remote: SocketAddr,
+    segments: &[CapturedSegment],
+) -> Result<usize> {
     if segments.is_empty() {
         return Ok(0);
     }
     let v4 = wire_v4(local.ip()).is_some();
     let domain = if v4 { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket(2) call.
-    let raw = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
+    let raw = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_RAW,
+        )
+    };
     if raw < 0 {
-        return Err(Error::sys("socket(SOCK_RAW, IPPROTO_RAW)")(io::Error::last_os_error()));
+        return Err(Error::sys("socket(SOCK_RAW, IPPROTO_RAW)")(
+            io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `raw` is a fresh descriptor we own.
     let sock = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -336,7 +349,8 @@ pub fn reinject(local: SocketAddr, remote: SocketAddr, segments: &[CapturedSegme
     let mut sent = 0;
     for seg in segments {
         let pkt = seg.to_packet(local, remote)?;
-        sref.send_to(&pkt, &dest).map_err(Error::sys("sendto(raw)"))?;
+        sref.send_to(&pkt, &dest)
+            .map_err(Error::sys("sendto(raw)"))?;
         sent += 1;
     }
     Ok(sent)
@@ -358,7 +372,11 @@ mod tests {
             assert_eq!(prog[prog.len() - 1], (RET_K, 0, 0, 0));
             assert_eq!(prog[prog.len() - 2], (RET_K, 0, 0, CAPTURE_SNAPLEN));
             // Every conditional jump lands inside the program.
-            for (i, insn) in prog.iter().enumerate().filter(|(_, x)| x.0 == JEQ_K || x.0 == JSET_K) {
+            for (i, insn) in prog
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.0 == JEQ_K || x.0 == JSET_K)
+            {
                 assert!(i + 1 + usize::from(insn.1) < prog.len());
                 assert!(i + 1 + usize::from(insn.2) < prog.len());
             }

@@ -14,7 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use crate::error::DecodeError;
 use crate::segment::CapturedSegment;
 use crate::state::{
-    Buffers, ConnectionId, Keepalive, Limits, RepairWindow, SockOpts, TcpOptions, TcpState, WindowScale,
+    Buffers, ConnectionId, Keepalive, Limits, RepairWindow, SockOpts, TcpOptions, TcpState,
+    WindowScale,
 };
 
 /// Appends fields to a byte vector.
@@ -93,7 +94,11 @@ impl<'a> Reader<'a> {
     }
     /// A length-prefixed byte string of at most `limit` bytes. The length is
     /// checked against the limit and the remaining input before allocating.
-    pub(crate) fn bytes(&mut self, field: &'static str, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    pub(crate) fn bytes(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<Vec<u8>, DecodeError> {
         let len = self.u32(field)? as usize;
         if len > limit {
             return Err(DecodeError::TooLong {
@@ -105,7 +110,11 @@ impl<'a> Reader<'a> {
         Ok(self.take(len, field)?.to_vec())
     }
     /// A count of at most `limit` items.
-    pub(crate) fn count(&mut self, field: &'static str, limit: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn count(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<usize, DecodeError> {
         let n = self.u32(field)? as usize;
         if n > limit {
             return Err(DecodeError::TooLong {
@@ -177,9 +186,17 @@ pub(crate) fn write_state(w: &mut Writer, s: &TcpState) {
     flags |= if o.wscale.is_some() { F_WSCALE } else { 0 };
     flags |= if o.timestamp.is_some() { F_TS } else { 0 };
     flags |= if s.window.is_some() { F_WINDOW } else { 0 };
-    flags |= if s.sockopts.keepalive.is_some() { F_KEEPALIVE } else { 0 };
+    flags |= if s.sockopts.keepalive.is_some() {
+        F_KEEPALIVE
+    } else {
+        0
+    };
     flags |= if s.sockopts.nodelay { F_NODELAY } else { 0 };
-    flags |= if s.sockopts.congestion.is_some() { F_CONGESTION } else { 0 };
+    flags |= if s.sockopts.congestion.is_some() {
+        F_CONGESTION
+    } else {
+        0
+    };
     w.u8(flags);
     if let Some(ws) = o.wscale {
         w.u8(ws.snd);
@@ -189,7 +206,13 @@ pub(crate) fn write_state(w: &mut Writer, s: &TcpState) {
         w.u32(ts);
     }
     if let Some(win) = s.window {
-        for v in [win.snd_wl1, win.snd_wnd, win.max_window, win.rcv_wnd, win.rcv_wup] {
+        for v in [
+            win.snd_wl1,
+            win.snd_wnd,
+            win.max_window,
+            win.rcv_wnd,
+            win.rcv_wup,
+        ] {
             w.u32(v);
         }
     }
@@ -234,7 +257,11 @@ pub(crate) fn read_state(r: &mut Reader<'_>, limits: &Limits) -> Result<TcpState
     } else {
         None
     };
-    let timestamp = if flags & F_TS != 0 { Some(r.u32("timestamp")?) } else { None };
+    let timestamp = if flags & F_TS != 0 {
+        Some(r.u32("timestamp")?)
+    } else {
+        None
+    };
     let window = if flags & F_WINDOW != 0 {
         Some(RepairWindow {
             snd_wl1: r.u32("snd_wl1")?,
@@ -271,7 +298,10 @@ pub(crate) fn read_state(r: &mut Reader<'_>, limits: &Limits) -> Result<TcpState
         None
     };
     let sent = r.bytes("sent queue", limits.max_send_queue)?;
-    let unsent = r.bytes("unsent queue", limits.max_send_queue.saturating_sub(sent.len()))?;
+    let unsent = r.bytes(
+        "unsent queue",
+        limits.max_send_queue.saturating_sub(sent.len()),
+    )?;
     let recv = r.bytes("receive queue", limits.max_recv_queue)?;
     Ok(TcpState {
         version,
@@ -311,7 +341,10 @@ pub(crate) fn write_segments(w: &mut Writer, segs: &[CapturedSegment]) {
     }
 }
 
-pub(crate) fn read_segments(r: &mut Reader<'_>, limits: &Limits) -> Result<Vec<CapturedSegment>, DecodeError> {
+pub(crate) fn read_segments(
+    r: &mut Reader<'_>,
+    limits: &Limits,
+) -> Result<Vec<CapturedSegment>, DecodeError> {
     let n = r.count("segment count", limits.max_captured_segments)?;
     let mut budget = limits.max_captured_bytes;
     // Each segment takes at least 19 bytes: bound the allocation by the input too.
@@ -322,7 +355,10 @@ pub(crate) fn read_segments(r: &mut Reader<'_>, limits: &Limits) -> Result<Vec<C
         let flags = r.u8("segment flags")?;
         let window = r.u16("segment window")?;
         let options = r.bytes("segment options", 40)?;
-        let payload = r.bytes("segment payload", budget.min(crate::segment::MAX_SEGMENT_PAYLOAD))?;
+        let payload = r.bytes(
+            "segment payload",
+            budget.min(crate::segment::MAX_SEGMENT_PAYLOAD),
+        )?;
         budget -= payload.len();
         out.push(CapturedSegment {
             seq,
@@ -417,18 +453,27 @@ pub(crate) mod tests {
         bare.options.timestamp = None;
         bare.window = None;
         bare.sockopts = SockOpts::default();
-        assert_eq!(TcpState::decode(&bare.encode(), &Limits::default()).unwrap(), bare);
+        assert_eq!(
+            TcpState::decode(&bare.encode(), &Limits::default()).unwrap(),
+            bare
+        );
     }
 
     #[test]
     fn every_truncation_is_an_error() {
         let enc = sample().encode();
         for cut in 0..enc.len() {
-            assert!(TcpState::decode(&enc[..cut], &Limits::default()).is_err(), "cut {cut}");
+            assert!(
+                TcpState::decode(&enc[..cut], &Limits::default()).is_err(),
+                "cut {cut}"
+            );
         }
         let mut long = enc.clone();
         long.push(0);
-        assert_eq!(TcpState::decode(&long, &Limits::default()), Err(DecodeError::Trailing(1)));
+        assert_eq!(
+            TcpState::decode(&long, &Limits::default()),
+            Err(DecodeError::Trailing(1))
+        );
     }
 
     #[test]
@@ -440,7 +485,10 @@ pub(crate) mod tests {
         };
         assert!(matches!(
             TcpState::decode(&enc, &tight),
-            Err(DecodeError::TooLong { field: "receive queue", .. })
+            Err(DecodeError::TooLong {
+                field: "receive queue",
+                ..
+            })
         ));
         // A forged 4 GiB length field fails on the limit, not on memory.
         let mut forged = enc.clone();

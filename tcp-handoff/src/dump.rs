@@ -82,7 +82,12 @@ pub fn freeze(sock: impl Into<OwnedFd>, opts: &FreezeOptions) -> Result<Frozen> 
         None
     };
     attach_shield(sock.as_fd())?;
-    if let Err(e) = sys::setsockopt_int(sock.as_fd(), libc::IPPROTO_TCP, libc::TCP_REPAIR, sys::TCP_REPAIR_ON) {
+    if let Err(e) = sys::setsockopt_int(
+        sock.as_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_REPAIR,
+        sys::TCP_REPAIR_ON,
+    ) {
         let _ = detach_shield(sock.as_fd());
         return Err(if e.raw_os_error() == Some(libc::EPERM) {
             Error::PermissionDenied(e)
@@ -130,7 +135,11 @@ impl Frozen {
     /// harmless.
     fn close_send_window(&mut self) -> Result<()> {
         let fd = self.sock.as_fd();
-        match sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW) {
+        match sys::getsockopt::<sys::TcpRepairWindow>(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_WINDOW,
+        ) {
             Ok(mut w) => {
                 self.saved_snd_wnd = Some(w.snd_wnd);
                 w.snd_wnd = 0;
@@ -162,7 +171,8 @@ impl Frozen {
     fn queue_lengths(&self) -> Result<(usize, usize, usize)> {
         let fd = self.sock.as_fd();
         let outq = sys::ioctl_int(fd, sys::SIOCOUTQ).map_err(Error::sys("ioctl(SIOCOUTQ)"))?;
-        let unsent = sys::ioctl_int(fd, sys::SIOCOUTQNSD).map_err(Error::sys("ioctl(SIOCOUTQNSD)"))?;
+        let unsent =
+            sys::ioctl_int(fd, sys::SIOCOUTQNSD).map_err(Error::sys("ioctl(SIOCOUTQNSD)"))?;
         let inq = sys::ioctl_int(fd, sys::SIOCINQ).map_err(Error::sys("ioctl(SIOCINQ)"))?;
         let len = |v: libc::c_int| usize::try_from(v).unwrap_or(0);
         Ok((len(outq), len(unsent).min(len(outq)), len(inq)))
@@ -202,7 +212,11 @@ impl Frozen {
         } else {
             None
         };
-        let window = match sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW) {
+        let window = match sys::getsockopt::<sys::TcpRepairWindow>(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_WINDOW,
+        ) {
             Ok(w) => Some(RepairWindow {
                 snd_wl1: w.snd_wl1,
                 // The window the peer really offered, not the zero of the freeze.
@@ -217,8 +231,13 @@ impl Frozen {
         };
         let (rcv_nxt, recv) = read_queue(fd, sys::TCP_RECV_QUEUE, inq)?;
         let (write_seq, send) = read_queue(fd, sys::TCP_SEND_QUEUE, outq)?;
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_QUEUE, sys::TCP_NO_QUEUE)
-            .map_err(Error::sys("setsockopt(TCP_REPAIR_QUEUE)"))?;
+        sys::setsockopt_int(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_QUEUE,
+            sys::TCP_NO_QUEUE,
+        )
+        .map_err(Error::sys("setsockopt(TCP_REPAIR_QUEUE)"))?;
         let (Some(recv), Some(mut sent)) = (recv, send) else {
             return Ok(Err("a queue shrank while it was read".into()));
         };
@@ -293,10 +312,19 @@ impl Frozen {
     /// socket back.
     pub fn thaw(self) -> Result<OwnedFd> {
         let fd = self.sock.as_fd();
-        let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_QUEUE, sys::TCP_NO_QUEUE);
+        let _ = sys::setsockopt_int(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_QUEUE,
+            sys::TCP_NO_QUEUE,
+        );
         if let Some(snd_wnd) = self.saved_snd_wnd {
-            let mut w = sys::getsockopt::<sys::TcpRepairWindow>(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW)
-                .map_err(Error::sys("getsockopt(TCP_REPAIR_WINDOW)"))?;
+            let mut w = sys::getsockopt::<sys::TcpRepairWindow>(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_REPAIR_WINDOW,
+            )
+            .map_err(Error::sys("getsockopt(TCP_REPAIR_WINDOW)"))?;
             w.snd_wnd = snd_wnd;
             w.max_window = w.max_window.max(snd_wnd);
             sys::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, &w)
@@ -311,7 +339,11 @@ impl Frozen {
 
 /// Selects `queue`, reads its sequence number and peeks `len` bytes.
 /// Returns `None` for the bytes if the queue held fewer than `len`.
-fn read_queue(fd: BorrowedFd<'_>, queue: libc::c_int, len: usize) -> Result<(u32, Option<Vec<u8>>)> {
+fn read_queue(
+    fd: BorrowedFd<'_>,
+    queue: libc::c_int,
+    len: usize,
+) -> Result<(u32, Option<Vec<u8>>)> {
     sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_QUEUE, queue)
         .map_err(Error::sys("setsockopt(TCP_REPAIR_QUEUE)"))?;
     let seq = sys::getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ)
@@ -321,7 +353,8 @@ fn read_queue(fd: BorrowedFd<'_>, queue: libc::c_int, len: usize) -> Result<(u32
     }
     // One byte more than expected: a longer queue shows up as a mismatch.
     let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
-    let got = sys::peek(fd, buf.spare_capacity_mut()).map_err(Error::sys("recv(MSG_PEEK) of a repair queue"))?;
+    let got = sys::peek(fd, buf.spare_capacity_mut())
+        .map_err(Error::sys("recv(MSG_PEEK) of a repair queue"))?;
     if got != len {
         return Ok((seq, None));
     }
@@ -369,7 +402,9 @@ fn read_sockopts(fd: BorrowedFd<'_>) -> Result<SockOpts> {
     };
     let congestion = SockRef::from(&fd).tcp_congestion().ok().and_then(|name| {
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        String::from_utf8(name[..end].to_vec()).ok().filter(|s| !s.is_empty())
+        String::from_utf8(name[..end].to_vec())
+            .ok()
+            .filter(|s| !s.is_empty())
     });
     Ok(SockOpts {
         nodelay: tcp(libc::TCP_NODELAY, "getsockopt(TCP_NODELAY)")? != 0,

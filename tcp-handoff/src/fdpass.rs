@@ -42,8 +42,14 @@ pub fn send_fd(channel: &UnixStream, fd: BorrowedFd<'_>, meta: &[u8]) -> Result<
     let fds = [fd.as_raw_fd()];
     let iov = [IoSlice::new(&header), IoSlice::new(meta)];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let mut sent = sendmsg::<()>(channel.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-        .map_err(nix_err("sendmsg(SCM_RIGHTS)"))?;
+    let mut sent = sendmsg::<()>(
+        channel.as_raw_fd(),
+        &iov,
+        &cmsg,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(nix_err("sendmsg(SCM_RIGHTS)"))?;
     // The descriptor went with the first byte; finish the rest plainly.
     let total = header.len() + meta.len();
     let mut rest: Vec<u8> = Vec::new();
@@ -93,7 +99,8 @@ pub fn recv_fd(channel: &UnixStream, max_meta: usize) -> Result<(OwnedFd, Vec<u8
         .into());
     }
     let mut r = channel;
-    r.read_exact(&mut header[got..]).map_err(Error::sys("read fd frame header"))?;
+    r.read_exact(&mut header[got..])
+        .map_err(Error::sys("read fd frame header"))?;
     if &header[..4] != FD_MAGIC {
         return Err(DecodeError::Magic.into());
     }
@@ -107,7 +114,8 @@ pub fn recv_fd(channel: &UnixStream, max_meta: usize) -> Result<(OwnedFd, Vec<u8
         .into());
     }
     let mut meta = vec![0u8; len];
-    r.read_exact(&mut meta).map_err(Error::sys("read fd metadata"))?;
+    r.read_exact(&mut meta)
+        .map_err(Error::sys("read fd metadata"))?;
     let count = fds.len();
     let mut fds = fds.into_iter();
     match (fds.next(), count) {
@@ -143,15 +151,24 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let (x, _y) = UnixStream::pair().unwrap();
         send_fd(&a, x.as_fd(), &[0u8; 100]).unwrap();
-        assert!(matches!(recv_fd(&b, 10), Err(Error::Decode(DecodeError::TooLong { .. }))));
+        assert!(matches!(
+            recv_fd(&b, 10),
+            Err(Error::Decode(DecodeError::TooLong { .. }))
+        ));
 
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"THFD\0\0\0\0").unwrap();
-        assert!(matches!(recv_fd(&b, 10), Err(Error::Decode(DecodeError::FdCount(0)))));
+        assert!(matches!(
+            recv_fd(&b, 10),
+            Err(Error::Decode(DecodeError::FdCount(0)))
+        ));
 
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"XXXX\0\0\0\0").unwrap();
-        assert!(matches!(recv_fd(&b, 10), Err(Error::Decode(DecodeError::Magic))));
+        assert!(matches!(
+            recv_fd(&b, 10),
+            Err(Error::Decode(DecodeError::Magic))
+        ));
 
         let (a, b) = UnixStream::pair().unwrap();
         drop(a);

@@ -7,7 +7,9 @@ use std::net::TcpStream;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Reader, Writer, read_id, read_segments, read_state, write_id, write_segments, write_state};
+use crate::codec::{
+    Reader, Writer, read_id, read_segments, read_state, write_id, write_segments, write_state,
+};
 use crate::dump::Frozen;
 use crate::error::{DecodeError, Error, Result};
 use crate::restore::{RestoreOptions, replay, restore_paused};
@@ -34,7 +36,12 @@ pub trait AppState {
 
     /// Takes over `stream` (the restored connection, already live) with the
     /// state the donor exported. `conn` has the acceptor's local address.
-    fn import(&mut self, conn: &ConnectionId, state: &[u8], stream: TcpStream) -> std::result::Result<(), Self::Error>;
+    fn import(
+        &mut self,
+        conn: &ConnectionId,
+        state: &[u8],
+        stream: TcpStream,
+    ) -> std::result::Result<(), Self::Error>;
 }
 
 /// One connection in a handoff.
@@ -68,7 +75,10 @@ pub struct LateSegments {
 
 impl Handoff {
     /// Dumps every frozen socket and asks `app` for each connection's state.
-    pub fn export<'a, A: AppState>(frozen: impl IntoIterator<Item = &'a mut Frozen>, app: &mut A) -> Result<Handoff> {
+    pub fn export<'a, A: AppState>(
+        frozen: impl IntoIterator<Item = &'a mut Frozen>,
+        app: &mut A,
+    ) -> Result<Handoff> {
         let mut connections = Vec::new();
         for f in frozen {
             let tcp = f.dump()?;
@@ -87,7 +97,11 @@ impl Handoff {
     /// and hands each live stream to `app`. For moves where the peer's
     /// packets already reach this host; otherwise use [`restore_paused`] per
     /// connection and activate after the switch. Returns the restored ids.
-    pub fn import<A: AppState>(&self, opts: &RestoreOptions, app: &mut A) -> Result<Vec<ConnectionId>> {
+    pub fn import<A: AppState>(
+        &self,
+        opts: &RestoreOptions,
+        app: &mut A,
+    ) -> Result<Vec<ConnectionId>> {
         let mut ids = Vec::with_capacity(self.connections.len());
         for c in &self.connections {
             if c.app_state.len() > opts.limits.max_app_state {
@@ -105,7 +119,8 @@ impl Handoff {
             let id = paused.id();
             let live = paused.activate()?;
             replay(&live.stream, &c.captured)?;
-            app.import(&id, &c.app_state, live.stream).map_err(|e| Error::App(Box::new(e)))?;
+            app.import(&id, &c.app_state, live.stream)
+                .map_err(|e| Error::App(Box::new(e)))?;
             ids.push(id);
         }
         Ok(ids)
@@ -173,7 +188,8 @@ impl LateSegments {
 
 /// Writes `payload` with a 4-byte big-endian length prefix.
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
     w.write_all(&len.to_be_bytes())?;
     w.write_all(payload)
 }
@@ -182,7 +198,8 @@ pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
 /// allocated only after the length passed the check.
 pub fn read_frame(r: &mut impl Read, max: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len).map_err(Error::sys("read frame length"))?;
+    r.read_exact(&mut len)
+        .map_err(Error::sys("read frame length"))?;
     let len = u32::from_be_bytes(len) as usize;
     if len > max {
         return Err(DecodeError::TooLong {
@@ -234,7 +251,10 @@ mod tests {
         };
         assert!(matches!(
             Handoff::decode(&enc, &tight),
-            Err(DecodeError::TooLong { field: "application state", .. })
+            Err(DecodeError::TooLong {
+                field: "application state",
+                ..
+            })
         ));
     }
 
@@ -246,7 +266,10 @@ mod tests {
             segments: h.connections[0].captured.clone(),
         };
         let enc = late.encode();
-        assert_eq!(LateSegments::decode(&enc, &Limits::default()).unwrap(), late);
+        assert_eq!(
+            LateSegments::decode(&enc, &Limits::default()).unwrap(),
+            late
+        );
         let none = Limits {
             max_captured_segments: 0,
             ..Limits::default()
@@ -259,7 +282,10 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, b"hello").unwrap();
         assert_eq!(read_frame(&mut &buf[..], 5).unwrap(), b"hello");
-        assert!(matches!(read_frame(&mut &buf[..], 4), Err(Error::Decode(_))));
+        assert!(matches!(
+            read_frame(&mut &buf[..], 4),
+            Err(Error::Decode(_))
+        ));
         let forged = u32::MAX.to_be_bytes();
         assert!(read_frame(&mut &forged[..], 1 << 20).is_err());
         assert!(read_frame(&mut &buf[..6], 5).is_err());

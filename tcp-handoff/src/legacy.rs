@@ -32,7 +32,9 @@ fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
     let (addr, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let ip = match addr.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.to_ne_bytes())),
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(addr, 16).ok()?.to_ne_bytes(),
+        )),
         32 => {
             let mut octets = [0u8; 16];
             for (i, chunk) in octets.chunks_exact_mut(4).enumerate() {
@@ -80,10 +82,15 @@ pub fn held_connections(pid: i32) -> Result<Vec<HeldConnection>> {
             Err(e) => return Err(e),
         }
     }
-    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(Error::sys("read /proc/PID/fd"))?;
+    let dir =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_err(Error::sys("read /proc/PID/fd"))?;
     let mut held = Vec::new();
     for entry in dir.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
             continue;
         };
         let Ok(target) = std::fs::read_link(entry.path()) else {
@@ -112,7 +119,10 @@ pub fn held_connections(pid: i32) -> Result<Vec<HeldConnection>> {
 /// IPv4 and IPv4-mapped forms of the same endpoint compare equal.
 fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
     let canon = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     a.port() == b.port() && canon(a.ip()) == canon(b.ip())
@@ -142,7 +152,14 @@ pub fn steal_fd(pid: i32, target_fd: RawFd) -> Result<OwnedFd> {
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
     // SAFETY: pidfd_getfd(pidfd, targetfd, flags) takes three integers and
     // returns a new descriptor (close-on-exec) in this process.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, std::os::fd::AsRawFd::as_raw_fd(&pidfd), target_fd, 0) };
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            target_fd,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(Error::sys("pidfd_getfd")(io::Error::last_os_error()));
     }
@@ -168,7 +185,11 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(
                 got,
-                vec![("127.0.0.1:8080".parse().unwrap(), "127.0.0.1:50000".parse().unwrap(), 12345)]
+                vec![(
+                    "127.0.0.1:8080".parse().unwrap(),
+                    "127.0.0.1:50000".parse().unwrap(),
+                    12345
+                )]
             );
         }
         let v6 = "  sl  local_address                         remote_address                        st\n   0: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:9C40 01 00000000:00000000 00:00000000 00000000     0        0 777 1\n";
@@ -176,7 +197,11 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(
                 got,
-                vec![("[2001:db8::1]:80".parse().unwrap(), "[2001:db8::2]:40000".parse().unwrap(), 777)]
+                vec![(
+                    "[2001:db8::1]:80".parse().unwrap(),
+                    "[2001:db8::2]:40000".parse().unwrap(),
+                    777
+                )]
             );
         }
         // Garbage lines are skipped, never panic.

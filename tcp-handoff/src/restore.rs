@@ -135,8 +135,13 @@ fn repair_queue(fd: BorrowedFd<'_>, queue: libc::c_int) -> Result<()> {
 
 fn queue_seq(fd: BorrowedFd<'_>, queue: libc::c_int, seq: u32) -> Result<()> {
     repair_queue(fd, queue)?;
-    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, seq as libc::c_int)
-        .map_err(Error::sys("setsockopt(TCP_QUEUE_SEQ)"))
+    sys::setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUEUE_SEQ,
+        seq as libc::c_int,
+    )
+    .map_err(Error::sys("setsockopt(TCP_QUEUE_SEQ)"))
 }
 
 /// Writes `bytes` into the selected repair queue. The kernel takes at most
@@ -149,7 +154,11 @@ fn fill_queue(fd: BorrowedFd<'_>, queue: libc::c_int, bytes: &[u8]) -> Result<()
     while off < bytes.len() {
         let end = (off + chunk).min(bytes.len());
         match sys::send_nonblocking(fd, &bytes[off..end]) {
-            Ok(0) => return Err(Error::sys("send(repair queue)")(std::io::ErrorKind::WriteZero.into())),
+            Ok(0) => {
+                return Err(Error::sys("send(repair queue)")(
+                    std::io::ErrorKind::WriteZero.into(),
+                ));
+            }
             Ok(n) => off += n,
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && chunk > 4096 => chunk /= 2,
             Err(e) => return Err(Error::sys("send(repair queue)")(e)),
@@ -187,8 +196,13 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
         local,
         remote: state.remote,
     };
-    let domain = if local.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
-    let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(Error::sys("socket"))?;
+    let domain = if local.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let sock =
+        Socket::new(domain, Type::STREAM, Some(Protocol::TCP)).map_err(Error::sys("socket"))?;
     let fd = sock.as_fd();
     attach_shield(fd)?;
     let capture = if opts.capture {
@@ -196,24 +210,30 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
     } else {
         None
     };
-    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, sys::TCP_REPAIR_ON).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EPERM) {
-            Error::PermissionDenied(e)
-        } else {
-            Error::sys("setsockopt(TCP_REPAIR)")(e)
-        }
-    })?;
+    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, sys::TCP_REPAIR_ON).map_err(
+        |e| {
+            if e.raw_os_error() == Some(libc::EPERM) {
+                Error::PermissionDenied(e)
+            } else {
+                Error::sys("setsockopt(TCP_REPAIR)")(e)
+            }
+        },
+    )?;
     if let Some(mark) = opts.mark {
-        sock.set_mark(mark).map_err(Error::sys("setsockopt(SO_MARK)"))?;
+        sock.set_mark(mark)
+            .map_err(Error::sys("setsockopt(SO_MARK)"))?;
     }
     if local.is_ipv6() {
         // A dual-stack socket is needed for IPv4-mapped endpoints.
-        sock.set_only_v6(false).map_err(Error::sys("setsockopt(IPV6_V6ONLY)"))?;
+        sock.set_only_v6(false)
+            .map_err(Error::sys("setsockopt(IPV6_V6ONLY)"))?;
         if opts.freebind {
-            sock.set_freebind_v6(true).map_err(Error::sys("setsockopt(IPV6_FREEBIND)"))?;
+            sock.set_freebind_v6(true)
+                .map_err(Error::sys("setsockopt(IPV6_FREEBIND)"))?;
         }
     } else if opts.freebind {
-        sock.set_freebind_v4(true).map_err(Error::sys("setsockopt(IP_FREEBIND)"))?;
+        sock.set_freebind_v4(true)
+            .map_err(Error::sys("setsockopt(IP_FREEBIND)"))?;
     }
     apply_buffers(fd, state, state.sent.len())?;
     apply_sockopts(&sock, state)?;
@@ -225,17 +245,29 @@ pub fn restore_paused(state: &TcpState, opts: &RestoreOptions) -> Result<Paused>
     // The option accepts at most MAX_TCP_WINDOW (32767): loopback MSSes
     // above it start at that size.
     let user_mss = state.options.mss.min(32767);
-    sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, libc::c_int::from(user_mss))
-        .map_err(Error::sys("setsockopt(TCP_MAXSEG)"))?;
-    sock.bind(&SockAddr::from(local)).map_err(Error::sys("bind"))?;
+    sys::setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_MAXSEG,
+        libc::c_int::from(user_mss),
+    )
+    .map_err(Error::sys("setsockopt(TCP_MAXSEG)"))?;
+    sock.bind(&SockAddr::from(local))
+        .map_err(Error::sys("bind"))?;
     queue_seq(fd, sys::TCP_RECV_QUEUE, state.copied_seq())?;
     queue_seq(fd, sys::TCP_SEND_QUEUE, state.snd_una)?;
-    sock.connect(&SockAddr::from(state.remote)).map_err(Error::sys("connect (repair)"))?;
+    sock.connect(&SockAddr::from(state.remote))
+        .map_err(Error::sys("connect (repair)"))?;
 
     apply_repair_options(fd, state)?;
     if let Some(ts) = state.options.timestamp {
-        sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_TIMESTAMP, ts as libc::c_int)
-            .map_err(Error::sys("setsockopt(TCP_TIMESTAMP)"))?;
+        sys::setsockopt_int(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_TIMESTAMP,
+            ts as libc::c_int,
+        )
+        .map_err(Error::sys("setsockopt(TCP_TIMESTAMP)"))?;
     }
 
     fill_recv_queue(fd, state)?;
@@ -315,7 +347,12 @@ fn apply_buffers(fd: BorrowedFd<'_>, state: &TcpState, as_sent: usize) -> Result
         force_buffer(fd, sys::SO_SNDBUFFORCE, snd, "setsockopt(SO_SNDBUFFORCE)")?;
     }
     if state.buffers.rcvbuf > current_buffer(fd, libc::SO_RCVBUF, "getsockopt(SO_RCVBUF)")? {
-        force_buffer(fd, sys::SO_RCVBUFFORCE, state.buffers.rcvbuf, "setsockopt(SO_RCVBUFFORCE)")?;
+        force_buffer(
+            fd,
+            sys::SO_RCVBUFFORCE,
+            state.buffers.rcvbuf,
+            "setsockopt(SO_RCVBUFFORCE)",
+        )?;
     }
     Ok(())
 }
@@ -330,21 +367,29 @@ fn fill_recv_queue(fd: BorrowedFd<'_>, state: &TcpState) -> Result<()> {
     }
     fill_queue(fd, sys::TCP_RECV_QUEUE, &state.recv)?;
     if room > before {
-        force_buffer(fd, sys::SO_RCVBUFFORCE, before, "setsockopt(SO_RCVBUFFORCE)")?;
+        force_buffer(
+            fd,
+            sys::SO_RCVBUFFORCE,
+            before,
+            "setsockopt(SO_RCVBUFFORCE)",
+        )?;
     }
     Ok(())
 }
 
 fn apply_sockopts(sock: &Socket, state: &TcpState) -> Result<()> {
     let o = &state.sockopts;
-    sock.set_tcp_nodelay(o.nodelay).map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
+    sock.set_tcp_nodelay(o.nodelay)
+        .map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
     if let Some(k) = o.keepalive {
         let params = TcpKeepalive::new()
             .with_time(Duration::from_secs(u64::from(k.idle_s)))
             .with_interval(Duration::from_secs(u64::from(k.interval_s)))
             .with_retries(k.count);
-        sock.set_tcp_keepalive(&params).map_err(Error::sys("setsockopt(TCP_KEEP*)"))?;
-        sock.set_keepalive(true).map_err(Error::sys("setsockopt(SO_KEEPALIVE)"))?;
+        sock.set_tcp_keepalive(&params)
+            .map_err(Error::sys("setsockopt(TCP_KEEP*)"))?;
+        sock.set_keepalive(true)
+            .map_err(Error::sys("setsockopt(SO_KEEPALIVE)"))?;
     }
     if o.user_timeout_ms != 0 {
         sock.set_tcp_user_timeout(Some(Duration::from_millis(u64::from(o.user_timeout_ms))))
@@ -425,10 +470,21 @@ impl Paused {
         sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, off)
             .map_err(Error::sys("setsockopt(TCP_REPAIR off)"))?;
         if !pending.is_empty() {
-            write_pending(&sock, &pending, buffers.sndbuf, nodelay, opts.unsent_timeout)?;
+            write_pending(
+                &sock,
+                &pending,
+                buffers.sndbuf,
+                nodelay,
+                opts.unsent_timeout,
+            )?;
         }
         // Hand auto-tuning back unless the application had fixed the sizes.
-        if let Err(e) = sys::setsockopt_int(fd, libc::SOL_SOCKET, sys::SO_BUF_LOCK, libc::c_int::from(buffers.locked)) {
+        if let Err(e) = sys::setsockopt_int(
+            fd,
+            libc::SOL_SOCKET,
+            sys::SO_BUF_LOCK,
+            libc::c_int::from(buffers.locked),
+        ) {
             tracing::debug!(error = %e, "SO_BUF_LOCK unsupported; buffer sizes stay fixed");
         }
         let mut report = ActivationReport {
@@ -461,17 +517,30 @@ impl Paused {
 /// the write and set back to the donor's size after, and Nagle is off
 /// meanwhile so that a partial last segment is not held back waiting for
 /// that very ACK.
-fn write_pending(sock: &Socket, pending: &[u8], sndbuf: u32, nodelay: bool, timeout: Duration) -> Result<()> {
+fn write_pending(
+    sock: &Socket,
+    pending: &[u8],
+    sndbuf: u32,
+    nodelay: bool,
+    timeout: Duration,
+) -> Result<()> {
     let fd = sock.as_fd();
     let current = current_buffer(fd, libc::SO_SNDBUF, "getsockopt(SO_SNDBUF)")?;
     let room = current.saturating_add(repair_room(pending.len()));
     force_buffer(fd, sys::SO_SNDBUFFORCE, room, "setsockopt(SO_SNDBUFFORCE)")?;
-    sock.set_tcp_nodelay(true).map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
+    sock.set_tcp_nodelay(true)
+        .map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
     write_all_within(fd, pending, timeout)?;
     if !nodelay {
-        sock.set_tcp_nodelay(false).map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
+        sock.set_tcp_nodelay(false)
+            .map_err(Error::sys("setsockopt(TCP_NODELAY)"))?;
     }
-    force_buffer(fd, sys::SO_SNDBUFFORCE, sndbuf.max(current), "setsockopt(SO_SNDBUFFORCE)")
+    force_buffer(
+        fd,
+        sys::SO_SNDBUFFORCE,
+        sndbuf.max(current),
+        "setsockopt(SO_SNDBUFFORCE)",
+    )
 }
 
 /// Writes `bytes` to a live socket without blocking longer than `timeout`.

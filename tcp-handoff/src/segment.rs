@@ -78,10 +78,14 @@ impl CapturedSegment {
     /// not be rebuilt: SYN, oversized options or payload.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.flags & SYN != 0 {
-            return Err(ValidationError::Captured("SYN in an established connection"));
+            return Err(ValidationError::Captured(
+                "SYN in an established connection",
+            ));
         }
-        if self.options.len() > 40 || self.options.len() % 4 != 0 {
-            return Err(ValidationError::Captured("TCP options longer than 40 or unaligned"));
+        if self.options.len() > 40 || !self.options.len().is_multiple_of(4) {
+            return Err(ValidationError::Captured(
+                "TCP options longer than 40 or unaligned",
+            ));
         }
         if self.payload.len() > MAX_SEGMENT_PAYLOAD {
             return Err(ValidationError::Captured("payload too long"));
@@ -91,7 +95,11 @@ impl CapturedSegment {
 
     /// Builds the IP packet `remote -> local` carrying this segment, with a
     /// correct TCP checksum (IPv4 when the addresses are IPv4 or IPv4-mapped).
-    pub fn to_packet(&self, local: SocketAddr, remote: SocketAddr) -> Result<Vec<u8>, ValidationError> {
+    pub fn to_packet(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<Vec<u8>, ValidationError> {
         self.validate()?;
         let tcp_len = 20 + self.options.len() + self.payload.len();
         let mut tcp = Vec::with_capacity(tcp_len);
@@ -271,8 +279,12 @@ mod tests {
         assert_eq!(p.segment, seg());
         // The checksum over pseudo-header + segment verifies to zero.
         let tcp = &pkt[40..];
-        let IpAddr::V6(s) = remote.ip() else { unreachable!() };
-        let IpAddr::V6(d) = local.ip() else { unreachable!() };
+        let IpAddr::V6(s) = remote.ip() else {
+            unreachable!()
+        };
+        let IpAddr::V6(d) = local.ip() else {
+            unreachable!()
+        };
         assert_eq!(checksum(&[&pseudo_v6(&s, &d, tcp.len()), tcp]), 0);
     }
 
@@ -301,7 +313,12 @@ mod tests {
         assert!(s.validate().is_err());
         // Every truncation of a valid packet parses to None or a shorter
         // payload, never panics.
-        let pkt = seg().to_packet("[2001:db8::1]:80".parse().unwrap(), "[2001:db8::2]:1".parse().unwrap()).unwrap();
+        let pkt = seg()
+            .to_packet(
+                "[2001:db8::1]:80".parse().unwrap(),
+                "[2001:db8::2]:1".parse().unwrap(),
+            )
+            .unwrap();
         for cut in 0..pkt.len() {
             let _ = parse_packet(&pkt[..cut]);
         }

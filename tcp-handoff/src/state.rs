@@ -276,10 +276,7 @@ impl TcpState {
         }
         if let Some(name) = &self.sockopts.congestion {
             // TCP_CA_NAME_MAX is 16 including the NUL.
-            if name.is_empty()
-                || name.len() > 15
-                || !name.bytes().all(|b| b.is_ascii_graphic())
-            {
+            if name.is_empty() || name.len() > 15 || !name.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(ValidationError::Congestion);
             }
         }
@@ -368,10 +365,7 @@ mod tests {
         let l = Limits::default();
         let mut s = sample();
         s.version = 9;
-        assert_eq!(
-            s.validate(s.local, &l),
-            Err(ValidationError::Version(9))
-        );
+        assert_eq!(s.validate(s.local, &l), Err(ValidationError::Version(9)));
         let mut s = sample();
         s.options.mss = 10;
         assert_eq!(s.validate(s.local, &l), Err(ValidationError::Mss(10)));
@@ -405,7 +399,10 @@ mod tests {
         };
         assert!(matches!(
             s.validate(s.local, &small),
-            Err(ValidationError::QueueTooLong { queue: "receive", .. })
+            Err(ValidationError::QueueTooLong {
+                queue: "receive",
+                ..
+            })
         ));
         let mut s = sample();
         s.sockopts.congestion = Some("x".repeat(40));

@@ -81,25 +81,18 @@ pub struct TcpRepairWindow {
     pub rcv_wup: u32,
 }
 
-/// The first fields of `struct tcp_info` (include/uapi/linux/tcp.h) that a
-/// dump needs, read from a `TCP_INFO` answer of any length >= 8.
+/// The fields of `struct tcp_info` (include/uapi/linux/tcp.h) that this
+/// crate needs, read from a `TCP_INFO` answer of any length >= 7.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TcpInfoHead {
     pub state: u8,
-    pub ca_state: u8,
     pub options: u8,
     pub snd_wscale: u8,
     pub rcv_wscale: u8,
-    /// `tcpi_rto` in microseconds (offset 8), if the answer was long enough.
-    pub rto_us: Option<u32>,
     /// `tcpi_snd_mss` (offset 16): payload bytes per segment.
     pub snd_mss: Option<u32>,
     /// `tcpi_snd_cwnd` (offset 80) in segments.
     pub snd_cwnd: Option<u32>,
-    /// `tcpi_rtt` in microseconds (offset 68), if the answer was long enough.
-    pub rtt_us: Option<u32>,
-    /// `tcpi_total_retrans` (offset 100), if the answer was long enough.
-    pub total_retrans: Option<u32>,
 }
 
 /// Marker for plain-old-data option values: any bit pattern is valid and the
@@ -117,8 +110,6 @@ unsafe impl Pod for u32 {}
 unsafe impl Pod for TcpRepairOpt {}
 // SAFETY: repr(C) struct of five u32.
 unsafe impl Pod for TcpRepairWindow {}
-// SAFETY: repr(C) struct of integers and a pointer; valid for any bits when only written to the kernel.
-unsafe impl Pod for libc::linger {}
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -248,9 +239,7 @@ pub fn tcp_info(fd: BorrowedFd<'_>) -> io::Result<TcpInfoHead> {
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(u32::from_ne_bytes)
     };
-    let (Some(state), Some(ca_state), Some(options), Some(wscale)) =
-        (byte(0), byte(1), byte(5), byte(6))
-    else {
+    let (Some(state), Some(options), Some(wscale)) = (byte(0), byte(5), byte(6)) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("TCP_INFO returned {len} bytes"),
@@ -258,16 +247,12 @@ pub fn tcp_info(fd: BorrowedFd<'_>) -> io::Result<TcpInfoHead> {
     };
     Ok(TcpInfoHead {
         state,
-        ca_state,
         options,
         // `__u8 tcpi_snd_wscale : 4, tcpi_rcv_wscale : 4;` — first field in the low bits.
         snd_wscale: wscale & 0x0f,
         rcv_wscale: wscale >> 4,
-        rto_us: word(8),
         snd_mss: word(16),
         snd_cwnd: word(80),
-        rtt_us: word(68),
-        total_retrans: word(100),
     })
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::Netns;
 use proptest::prelude::*;
 use tcp_handoff::{
-    CapturedSegment, ConnectionHandoff, DecodeError, Error, FreezeOptions, Handoff, LateSegments, Limits,
-    RestoreOptions, TcpState, ValidationError, freeze, restore_paused,
+    CapturedSegment, ConnectionHandoff, DecodeError, Error, FreezeOptions, Handoff, LateSegments,
+    Limits, RestoreOptions, TcpState, ValidationError, freeze, restore_paused,
 };
 
 /// A genuine state, dumped from a live loopback connection in `ns`.
@@ -29,23 +29,27 @@ fn real_state(ns: &Netns) -> TcpState {
     })
 }
 
+/// A forgery: its name, how it changes a good state and the restore
+/// options, and the error it must produce.
+type Case = (
+    &'static str,
+    Box<dyn Fn(&mut TcpState, &mut RestoreOptions)>,
+    fn(&Error) -> bool,
+);
+
 #[test]
 fn forged_states_are_refused_before_the_kernel() {
     require_root!();
     let ns = Netns::new("f");
     let good = real_state(&ns);
     assert_eq!(good.recv, b"queued at the server");
-    let cases: Vec<(&str, Box<dyn Fn(&mut TcpState, &mut RestoreOptions)>, fn(&Error) -> bool)> = vec![
-        (
-            "version",
-            Box::new(|s, _| s.version = 77),
-            |e| matches!(e, Error::Invalid(ValidationError::Version(77))),
-        ),
-        (
-            "mss",
-            Box::new(|s, _| s.options.mss = 0),
-            |e| matches!(e, Error::Invalid(ValidationError::Mss(0))),
-        ),
+    let cases: Vec<Case> = vec![
+        ("version", Box::new(|s, _| s.version = 77), |e| {
+            matches!(e, Error::Invalid(ValidationError::Version(77)))
+        }),
+        ("mss", Box::new(|s, _| s.options.mss = 0), |e| {
+            matches!(e, Error::Invalid(ValidationError::Mss(0)))
+        }),
         (
             "wscale",
             Box::new(|s, _| s.options.wscale = Some(tcp_handoff::WindowScale { snd: 200, rcv: 1 })),
@@ -73,11 +77,9 @@ fn forged_states_are_refused_before_the_kernel() {
             Box::new(|_, o| o.local = Some("127.0.0.1:80".parse().unwrap())),
             |e| matches!(e, Error::Invalid(ValidationError::FamilyMismatch { .. })),
         ),
-        (
-            "port zero",
-            Box::new(|s, _| s.remote.set_port(0)),
-            |e| matches!(e, Error::Invalid(ValidationError::Address(_))),
-        ),
+        ("port zero", Box::new(|s, _| s.remote.set_port(0)), |e| {
+            matches!(e, Error::Invalid(ValidationError::Address(_)))
+        }),
         (
             "buffer",
             Box::new(|s, _| s.buffers.rcvbuf = u32::MAX),
@@ -135,12 +137,20 @@ fn forged_captured_segments_are_refused() {
         fn export(&mut self, _: &tcp_handoff::ConnectionId) -> Result<Vec<u8>, Self::Error> {
             Ok(Vec::new())
         }
-        fn import(&mut self, _: &tcp_handoff::ConnectionId, _: &[u8], _: TcpStream) -> Result<(), Self::Error> {
+        fn import(
+            &mut self,
+            _: &tcp_handoff::ConnectionId,
+            _: &[u8],
+            _: TcpStream,
+        ) -> Result<(), Self::Error> {
             Ok(())
         }
     }
     let got = ns.run(move || handoff.import(&RestoreOptions::default(), &mut NoApp));
-    assert!(matches!(got, Err(Error::Invalid(ValidationError::Captured(_)))), "{got:?}");
+    assert!(
+        matches!(got, Err(Error::Invalid(ValidationError::Captured(_)))),
+        "{got:?}"
+    );
 }
 
 fn sample() -> TcpState {
@@ -204,7 +214,10 @@ proptest! {
 #[test]
 fn decode_errors_name_the_problem() {
     let enc = sample().encode();
-    assert_eq!(TcpState::decode(b"nope", &Limits::default()), Err(DecodeError::Magic));
+    assert_eq!(
+        TcpState::decode(b"nope", &Limits::default()),
+        Err(DecodeError::Magic)
+    );
     assert!(matches!(
         TcpState::decode(&enc[..enc.len() - 1], &Limits::default()),
         Err(DecodeError::Truncated { .. })

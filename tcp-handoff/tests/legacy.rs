@@ -105,7 +105,9 @@ fn wait_stopped(pid: i32) {
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         // "pid (comm) S ...": the state follows the last ')'.
-        let state = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().chars().next());
         if state == Some(Some('T')) {
             return;
         }
@@ -126,7 +128,12 @@ fn expect_echo(c: &mut TcpStream, off: u64, len: usize) {
     let mut got = vec![0u8; len];
     c.read_exact(&mut got).expect("echo");
     for (i, b) in got.iter().enumerate() {
-        assert_eq!(*b, pattern(7, off + i as u64), "echo byte {}", off + i as u64);
+        assert_eq!(
+            *b,
+            pattern(7, off + i as u64),
+            "echo byte {}",
+            off + i as u64
+        );
     }
 }
 
@@ -135,14 +142,20 @@ fn moves_a_connection_of_an_unmodified_process() {
     require_root!();
     let lab = Lab::new();
     let port = 8090u16;
-    let donor = Proc::spawn(&lab.d.name, ECHO_SERVER, &[&X.to_string(), &port.to_string()]);
+    let donor = Proc::spawn(
+        &lab.d.name,
+        ECHO_SERVER,
+        &[&X.to_string(), &port.to_string()],
+    );
     let dir = std::env::temp_dir().join(common::unique("svc"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("echo.sock");
     let mut service = Proc::spawn(&lab.a.name, ECHO_SERVICE, &[path.to_str().unwrap()]);
 
     let mut client = connect_client(&lab.c, port);
-    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut off = 0u64;
     for _ in 0..5 {
         echo_round(&mut client, off, 10_000);
@@ -165,7 +178,11 @@ fn moves_a_connection_of_an_unmodified_process() {
     let remote = client.local_addr().unwrap();
     let pid = donor.pid();
     let held = held_connections(pid).unwrap();
-    assert_eq!(held.len(), 1, "the echo server holds one connection: {held:?}");
+    assert_eq!(
+        held.len(),
+        1,
+        "the echo server holds one connection: {held:?}"
+    );
     let fd_no = find_socket_fd(pid, local, remote).unwrap();
     let mut frozen = lab.d.run(move || {
         let fd = steal_fd(pid, fd_no).expect("pidfd_getfd");
@@ -179,7 +196,9 @@ fn moves_a_connection_of_an_unmodified_process() {
     fill_pattern(7, off + 20_000, &mut late_req);
     client.write_all(&late_req).unwrap();
 
-    let paused = lab.a.run(move || restore_paused(&tcp, &RestoreOptions::default()).unwrap());
+    let paused = lab
+        .a
+        .run(move || restore_paused(&tcp, &RestoreOptions::default()).unwrap());
     lab.route_to_acceptor();
     let live = lab.a.run(move || paused.activate().unwrap());
 
@@ -192,7 +211,8 @@ fn moves_a_connection_of_an_unmodified_process() {
     std::thread::sleep(Duration::from_millis(50));
     let id = frozen.id();
     let late = frozen.close_silently().unwrap();
-    lab.a.run(move || reinject(id.local, id.remote, &late).unwrap());
+    lab.a
+        .run(move || reinject(id.local, id.remote, &late).unwrap());
 
     expect_echo(&mut client, off, 25_000);
     off += 25_000;
@@ -212,7 +232,11 @@ fn moves_a_connection_of_an_unmodified_process() {
     echo_round(&mut client, off, 10_000);
 
     let seen = watch.stop();
-    assert_eq!((seen.fins, seen.rsts), (0, 0), "client saw FIN/RST: {seen:?}");
+    assert_eq!(
+        (seen.fins, seen.rsts),
+        (0, 0),
+        "client saw FIN/RST: {seen:?}"
+    );
     for (ns, b) in lab.all().iter().zip(&before) {
         let after = ns.counters();
         assert_eq!(b.delta(&after, "OutRsts"), 0, "OutRsts in {}", ns.name);

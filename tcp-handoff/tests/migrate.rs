@@ -8,10 +8,13 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use common::{Counters, FlagWatch, Lab, Netns, Progress, Pump, X, X4, client_cfg, connect_to, drain_and_check, server_cfg};
+use common::{
+    Counters, FlagWatch, Lab, Netns, Progress, Pump, X, X4, client_cfg, connect_to,
+    drain_and_check, server_cfg,
+};
 use tcp_handoff::{
-    ConnectionHandoff, FreezeOptions, Handoff, LateSegments, Limits, RestoreOptions, attach_shield, detach_shield,
-    freeze, reinject, restore_paused,
+    ConnectionHandoff, FreezeOptions, Handoff, LateSegments, Limits, RestoreOptions, attach_shield,
+    detach_shield, freeze, reinject, restore_paused,
 };
 
 fn snapshot(nss: &[&Netns]) -> Vec<Counters> {
@@ -24,10 +27,20 @@ fn snapshot(nss: &[&Netns]) -> Vec<Counters> {
 fn assert_no_resets(nss: &[&Netns], before: &[Counters], silent_closes: &[u64]) {
     for ((ns, b), closes) in nss.iter().zip(before).zip(silent_closes) {
         let after = ns.counters();
-        for name in ["OutRsts", "TCPAbortOnClose", "TCPAbortOnData", "TCPAbortOnTimeout"] {
+        for name in [
+            "OutRsts",
+            "TCPAbortOnClose",
+            "TCPAbortOnData",
+            "TCPAbortOnTimeout",
+        ] {
             assert_eq!(b.delta(&after, name), 0, "{name} grew in {}", ns.name);
         }
-        assert_eq!(b.delta(&after, "EstabResets"), *closes, "EstabResets in {}", ns.name);
+        assert_eq!(
+            b.delta(&after, "EstabResets"),
+            *closes,
+            "EstabResets in {}",
+            ns.name
+        );
     }
 }
 
@@ -35,15 +48,29 @@ fn assert_no_resets(nss: &[&Netns], before: &[Counters], silent_closes: &[u64]) 
 fn assert_no_fin_rst(watch: FlagWatch) {
     let seen = watch.stop();
     assert!(seen.segments > 0, "sniffer saw nothing");
-    assert_eq!((seen.fins, seen.rsts), (0, 0), "client saw FIN/RST: {seen:?}");
+    assert_eq!(
+        (seen.fins, seen.rsts),
+        (0, 0),
+        "client saw FIN/RST: {seen:?}"
+    );
 }
 
 /// Starts a server on `[X]:port` in `ns` and a client in `c`; returns their pumps.
-fn start_pair(ns: &Netns, c: &Netns, port: u16, client_read_rate: Option<u64>) -> (TcpListener, Pump, Pump) {
+fn start_pair(
+    ns: &Netns,
+    c: &Netns,
+    port: u16,
+    client_read_rate: Option<u64>,
+) -> (TcpListener, Pump, Pump) {
     start_pair_at(ns, c, SocketAddr::new(X.into(), port), client_read_rate)
 }
 
-fn start_pair_at(ns: &Netns, c: &Netns, addr: SocketAddr, client_read_rate: Option<u64>) -> (TcpListener, Pump, Pump) {
+fn start_pair_at(
+    ns: &Netns,
+    c: &Netns,
+    addr: SocketAddr,
+    client_read_rate: Option<u64>,
+) -> (TcpListener, Pump, Pump) {
     let listener = ns.run(move || TcpListener::bind(addr).expect("bind X"));
     let l2 = listener.try_clone().unwrap();
     let accept = std::thread::spawn(move || l2.accept().expect("accept").0);
@@ -67,9 +94,14 @@ fn migrates_between_namespaces_without_resets() {
 
     // Donor: the application stops, the socket is frozen and dumped.
     let (stream, progress) = server.stop();
-    let mut frozen = lab.d.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+    let mut frozen = lab
+        .d
+        .run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
     let tcp = frozen.dump().expect("dump");
-    assert!(!tcp.recv.is_empty(), "test needs client data queued at the server");
+    assert!(
+        !tcp.recv.is_empty(),
+        "test needs client data queued at the server"
+    );
     assert!(
         !tcp.sent.is_empty() || !tcp.unsent.is_empty(),
         "test needs server data queued"
@@ -92,7 +124,15 @@ fn migrates_between_namespaces_without_resets() {
     // Acceptor: restore paused, switch the route, go live.
     let handoff = Handoff::decode(&wire, &Limits::default()).expect("decode");
     let conn = handoff.connections.into_iter().next().unwrap();
-    let paused = lab.a.run(move || restore_paused(&conn.tcp, &RestoreOptions::default()).expect("restore"));
+    // The acceptor takes X only now: IPV6_FREEBIND lets the restore bind it
+    // before it is local.
+    let x = format!("{X}/128");
+    lab.a.ip(&["addr", "del", &x, "dev", "lo"]);
+    let tcp = conn.tcp.clone();
+    let paused = lab
+        .a
+        .run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+    lab.a.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
     lab.route_to_acceptor();
     let live = lab.a.run(move || paused.activate().expect("activate"));
     eprintln!("activated: {:?}", live.report);
@@ -109,7 +149,8 @@ fn migrates_between_namespaces_without_resets() {
     .encode();
     let late = LateSegments::decode(&late, &Limits::default()).unwrap();
     eprintln!("late segments from the donor: {}", late.segments.len());
-    lab.a.run(move || reinject(late.id.local, late.id.remote, &late.segments).expect("replay"));
+    lab.a
+        .run(move || reinject(late.id.local, late.id.remote, &late.segments).expect("replay"));
 
     std::thread::sleep(Duration::from_millis(300));
     let (cp, sp, _streams) = drain_and_check(client, server);
@@ -138,7 +179,10 @@ fn migrates_within_one_namespace() {
         let tcp = frozen.dump().unwrap();
         let id = frozen.id();
         let late = frozen.close_silently().unwrap();
-        let live = restore_paused(&tcp, &RestoreOptions::default()).unwrap().activate().unwrap();
+        let live = restore_paused(&tcp, &RestoreOptions::default())
+            .unwrap()
+            .activate()
+            .unwrap();
         reinject(id.local, id.remote, &late).unwrap();
         detach_shield(listener.as_fd()).unwrap();
         (live, late.len())
@@ -166,10 +210,12 @@ fn survives_a_hundred_migrations() {
         let (from, to) = (hosts[i % 2], hosts[(i + 1) % 2]);
         std::thread::sleep(Duration::from_millis(15));
         let (stream, progress) = server.stop();
-        let mut frozen = from.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+        let mut frozen =
+            from.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
         let tcp = frozen.dump().expect("dump");
         sent_queued += usize::from(!tcp.sent.is_empty());
-        let paused = to.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+        let paused =
+            to.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
         if i % 2 == 0 {
             lab.route_to_acceptor();
         } else {
@@ -185,7 +231,10 @@ fn survives_a_hundred_migrations() {
     }
     eprintln!("migrations with sent-unacked bytes in the dump: {sent_queued}/100");
     let (cp, sp, _streams) = drain_and_check(client, server);
-    eprintln!("client received {} bytes, server received {}", cp.received, sp.received);
+    eprintln!(
+        "client received {} bytes, server received {}",
+        cp.received, sp.received
+    );
     assert_no_resets(&lab.all(), &before, &[0, 50, 50]);
     assert_no_fin_rst(watch);
 }
@@ -201,17 +250,22 @@ fn migrates_ipv4_between_namespaces() {
     let watch = FlagWatch::start(&lab.c, 8083);
     std::thread::sleep(Duration::from_millis(200));
     let (stream, progress) = server.stop();
-    let mut frozen = lab.d.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+    let mut frozen = lab
+        .d
+        .run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
     let tcp = frozen.dump().expect("dump");
     assert!(tcp.local.is_ipv4() && tcp.remote.is_ipv4());
-    let paused = lab.a.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+    let paused = lab
+        .a
+        .run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
     lab.route_to_acceptor();
     let live = lab.a.run(move || paused.activate().expect("activate"));
     let server = Pump::start(live.stream, server_cfg(), progress);
     std::thread::sleep(Duration::from_millis(30));
     let id = frozen.id();
     let late = frozen.close_silently().expect("close");
-    lab.a.run(move || reinject(id.local, id.remote, &late).expect("replay"));
+    lab.a
+        .run(move || reinject(id.local, id.remote, &late).expect("replay"));
     std::thread::sleep(Duration::from_millis(200));
     let _streams = drain_and_check(client, server);
     assert_no_resets(&lab.all(), &before, &[0, 1, 0]);

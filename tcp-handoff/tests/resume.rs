@@ -15,9 +15,15 @@ fn lost_tail_is_resent_at_activation() {
     let out = lost_tail(Resend::default());
     eprintln!("{out:?}");
     assert_eq!(out.sent_in_dump, 8192);
-    assert_eq!(out.report.written, 8192, "the unacknowledged tail was written back as unsent");
+    assert_eq!(
+        out.report.written, 8192,
+        "the unacknowledged tail was written back as unsent"
+    );
     assert_eq!(out.client_timeouts, 0);
-    assert_eq!(out.acceptor_timeouts, 0, "no retransmission timeout on the acceptor");
+    assert_eq!(
+        out.acceptor_timeouts, 0,
+        "no retransmission timeout on the acceptor"
+    );
 }
 
 /// The window probe at activation makes the client acknowledge what it
@@ -28,7 +34,10 @@ fn window_probe_recovers_lost_acks() {
     let out = lost_acks(true, false);
     eprintln!("{out:?}");
     assert!(out.sent_in_dump > 0);
-    assert_eq!(out.acceptor_timeouts, 0, "no retransmission timeout on the acceptor");
+    assert_eq!(
+        out.acceptor_timeouts, 0,
+        "no retransmission timeout on the acceptor"
+    );
 }
 
 /// What the client sent into the frozen socket is captured and replayed.
@@ -37,5 +46,8 @@ fn client_data_sent_while_frozen_is_replayed() {
     require_root!();
     let out = frozen_client_data(true);
     eprintln!("{out:?}");
-    assert!(out.replayed_late + out.report.replayed > 0, "captured segments were replayed");
+    assert!(
+        out.replayed_late + out.report.replayed > 0,
+        "captured segments were replayed"
+    );
 }

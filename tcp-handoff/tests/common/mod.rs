@@ -91,7 +91,10 @@ impl Netns {
     }
 
     /// Spawns `f` on a thread inside the namespace.
-    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
         let name = self.name.clone();
         std::thread::spawn(move || {
             Self::enter(&name);
@@ -107,7 +110,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -124,7 +129,11 @@ impl Counters {
             let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(prefix)).collect();
             for pair in lines.chunks(2) {
                 if let [names, values] = pair {
-                    for (n, v) in names.split_whitespace().zip(values.split_whitespace()).skip(1) {
+                    for (n, v) in names
+                        .split_whitespace()
+                        .zip(values.split_whitespace())
+                        .skip(1)
+                    {
                         if let Ok(v) = v.parse::<i64>() {
                             map.insert(n.to_string(), v.max(0) as u64);
                         }
@@ -166,23 +175,71 @@ impl Lab {
             d: Netns::new("d"),
             a: Netns::new("a"),
         };
-        ip(&["link", "add", "cd", "netns", &lab.c.name, "type", "veth", "peer", "name", "dc", "netns", &lab.d.name]);
-        ip(&["link", "add", "ca", "netns", &lab.c.name, "type", "veth", "peer", "name", "ac", "netns", &lab.a.name]);
+        ip(&[
+            "link",
+            "add",
+            "cd",
+            "netns",
+            &lab.c.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "dc",
+            "netns",
+            &lab.d.name,
+        ]);
+        ip(&[
+            "link",
+            "add",
+            "ca",
+            "netns",
+            &lab.c.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "ac",
+            "netns",
+            &lab.a.name,
+        ]);
         let x = format!("{X}/128");
         let client = format!("{CLIENT}/128");
         lab.c.ip(&["addr", "add", &client, "dev", "lo", "nodad"]);
-        lab.c.ip(&["addr", "add", "fd00:1::1/64", "dev", "cd", "nodad"]);
-        lab.c.ip(&["addr", "add", "fd00:2::1/64", "dev", "ca", "nodad"]);
+        lab.c
+            .ip(&["addr", "add", "fd00:1::1/64", "dev", "cd", "nodad"]);
+        lab.c
+            .ip(&["addr", "add", "fd00:2::1/64", "dev", "ca", "nodad"]);
         lab.c.ip(&["link", "set", "cd", "up"]);
         lab.c.ip(&["link", "set", "ca", "up"]);
-        lab.d.ip(&["addr", "add", "fd00:1::2/64", "dev", "dc", "nodad"]);
+        lab.d
+            .ip(&["addr", "add", "fd00:1::2/64", "dev", "dc", "nodad"]);
         lab.d.ip(&["link", "set", "dc", "up"]);
         lab.d.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
-        lab.d.ip(&["-6", "route", "add", &client, "via", "fd00:1::1", "dev", "dc"]);
-        lab.a.ip(&["addr", "add", "fd00:2::2/64", "dev", "ac", "nodad"]);
+        lab.d.ip(&[
+            "-6",
+            "route",
+            "add",
+            &client,
+            "via",
+            "fd00:1::1",
+            "dev",
+            "dc",
+        ]);
+        lab.a
+            .ip(&["addr", "add", "fd00:2::2/64", "dev", "ac", "nodad"]);
         lab.a.ip(&["link", "set", "ac", "up"]);
         lab.a.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
-        lab.a.ip(&["-6", "route", "add", &client, "via", "fd00:2::1", "dev", "ac"]);
+        lab.a.ip(&[
+            "-6",
+            "route",
+            "add",
+            &client,
+            "via",
+            "fd00:2::1",
+            "dev",
+            "ac",
+        ]);
         // IPv4 twin: X4 on D and A, the client's CLIENT4 on C.
         let (x4, c4) = (format!("{X4}/32"), format!("{CLIENT4}/32"));
         lab.c.ip(&["addr", "add", &c4, "dev", "lo"]);
@@ -190,10 +247,12 @@ impl Lab {
         lab.c.ip(&["addr", "add", "10.0.2.1/24", "dev", "ca"]);
         lab.d.ip(&["addr", "add", "10.0.1.2/24", "dev", "dc"]);
         lab.d.ip(&["addr", "add", &x4, "dev", "lo"]);
-        lab.d.ip(&["route", "add", &c4, "via", "10.0.1.1", "dev", "dc"]);
+        lab.d
+            .ip(&["route", "add", &c4, "via", "10.0.1.1", "dev", "dc"]);
         lab.a.ip(&["addr", "add", "10.0.2.2/24", "dev", "ac"]);
         lab.a.ip(&["addr", "add", &x4, "dev", "lo"]);
-        lab.a.ip(&["route", "add", &c4, "via", "10.0.2.1", "dev", "ac"]);
+        lab.a
+            .ip(&["route", "add", &c4, "via", "10.0.2.1", "dev", "ac"]);
         lab.route_to_donor();
         lab
     }
@@ -208,9 +267,13 @@ impl Lab {
 
     fn route_x(&self, via6: &str, via4: &str, dev: &str) {
         let (x, src) = (format!("{X}/128"), CLIENT.to_string());
-        self.c.ip(&["-6", "route", "replace", &x, "via", via6, "dev", dev, "src", &src]);
+        self.c.ip(&[
+            "-6", "route", "replace", &x, "via", via6, "dev", dev, "src", &src,
+        ]);
         let (x4, src4) = (format!("{X4}/32"), CLIENT4.to_string());
-        self.c.ip(&["route", "replace", &x4, "via", via4, "dev", dev, "src", &src4]);
+        self.c.ip(&[
+            "route", "replace", &x4, "via", via4, "dev", dev, "src", &src4,
+        ]);
     }
 
     pub fn all(&self) -> [&Netns; 3] {
@@ -330,13 +393,16 @@ impl Pump {
     /// Stops the pump where it is and returns the stream and progress.
     pub fn stop(self) -> (TcpStream, Progress) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let p = self.progress_after_join();
-        p
+        self.progress_after_join()
     }
 
     fn progress_after_join(self) -> (TcpStream, Progress) {
         let shared = self.shared.clone();
-        let stream = self.handle.join().expect("pump panicked").unwrap_or_else(|e| panic!("pump failed: {e}"));
+        let stream = self
+            .handle
+            .join()
+            .expect("pump panicked")
+            .unwrap_or_else(|e| panic!("pump failed: {e}"));
         let p = Progress {
             sent: shared.sent.load(Ordering::SeqCst),
             received: shared.received.load(Ordering::SeqCst),
@@ -357,28 +423,45 @@ impl Pump {
             std::thread::sleep(Duration::from_millis(5));
         }
         let got = self.progress().received;
-        assert_eq!(got, expect_rx, "pump received {got} of {expect_rx} bytes within {timeout:?}");
+        assert_eq!(
+            got, expect_rx,
+            "pump received {got} of {expect_rx} bytes within {timeout:?}"
+        );
         self.stop()
     }
 }
 
-fn pump_loop(mut stream: TcpStream, cfg: PumpCfg, sh: &Shared, started: Instant) -> Result<TcpStream, String> {
+fn pump_loop(
+    mut stream: TcpStream,
+    cfg: PumpCfg,
+    sh: &Shared,
+    started: Instant,
+) -> Result<TcpStream, String> {
     stream.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut rbuf = vec![0u8; 64 * 1024];
     let mut wbuf = vec![0u8; 64 * 1024];
     let t0 = Instant::now();
-    let (read0, sent0) = (sh.received.load(Ordering::SeqCst), sh.sent.load(Ordering::SeqCst));
+    let (read0, sent0) = (
+        sh.received.load(Ordering::SeqCst),
+        sh.sent.load(Ordering::SeqCst),
+    );
     loop {
-        if sh.stop.load(Ordering::SeqCst) || sh.received.load(Ordering::SeqCst) == sh.target_rx.load(Ordering::SeqCst) {
+        if sh.stop.load(Ordering::SeqCst)
+            || sh.received.load(Ordering::SeqCst) == sh.target_rx.load(Ordering::SeqCst)
+        {
             stream.set_nonblocking(false).map_err(|e| e.to_string())?;
             return Ok(stream);
         }
         let elapsed = t0.elapsed().as_secs_f64();
         let received = sh.received.load(Ordering::SeqCst);
         let sent = sh.sent.load(Ordering::SeqCst);
-        let may_read = cfg.read_rate.is_none_or(|r| ((received - read0) as f64) < r as f64 * elapsed + 4096.0);
+        let may_read = cfg
+            .read_rate
+            .is_none_or(|r| ((received - read0) as f64) < r as f64 * elapsed + 4096.0);
         let may_write = sh.writing.load(Ordering::SeqCst)
-            && cfg.write_rate.is_none_or(|r| ((sent - sent0) as f64) < r as f64 * elapsed + 4096.0);
+            && cfg
+                .write_rate
+                .is_none_or(|r| ((sent - sent0) as f64) < r as f64 * elapsed + 4096.0);
         let mut events = 0;
         if may_read {
             events |= libc::POLLIN;
@@ -404,15 +487,20 @@ fn pump_loop(mut stream: TcpStream, cfg: PumpCfg, sh: &Shared, started: Instant)
                     for (i, &b) in rbuf[..n].iter().enumerate() {
                         let off = received + i as u64;
                         if b != pattern(cfg.rx, off) {
-                            return Err(format!("byte {off} wrong: {b} != {}", pattern(cfg.rx, off)));
+                            return Err(format!(
+                                "byte {off} wrong: {b} != {}",
+                                pattern(cfg.rx, off)
+                            ));
                         }
                     }
                     if sh.first_rx_after.load(Ordering::SeqCst) == u64::MAX {
-                        sh.first_rx_after.store(started.elapsed().as_micros() as u64, Ordering::SeqCst);
+                        sh.first_rx_after
+                            .store(started.elapsed().as_micros() as u64, Ordering::SeqCst);
                     }
                     sh.received.store(received + n as u64, Ordering::SeqCst);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read after {received} bytes: {e}")),
             }
         }
@@ -426,7 +514,8 @@ fn pump_loop(mut stream: TcpStream, cfg: PumpCfg, sh: &Shared, started: Instant)
                 Ok(n) => {
                     sh.sent.store(sent + n as u64, Ordering::SeqCst);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("write after {sent} bytes: {e}")),
             }
         }
@@ -512,19 +601,33 @@ impl FlagWatch {
         let handle = ns.spawn(move || {
             // SAFETY: plain socket(2).
             let fd = unsafe {
-                libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, (libc::ETH_P_ALL as u16).to_be() as i32)
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                    (libc::ETH_P_ALL as u16).to_be() as i32,
+                )
             };
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
             r2.store(true, Ordering::SeqCst);
             let mut buf = vec![0u8; 256 * 1024];
             let (mut segs, mut fins, mut rsts) = (0, 0, 0);
             loop {
-                let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                let mut pfd = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one live pollfd.
                 unsafe { libc::poll(&mut pfd, 1, 5) };
                 loop {
                     // SAFETY: live buffer of the given length.
-                    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+                    let n = unsafe {
+                        libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+                    };
                     if n <= 0 {
                         break;
                     }
@@ -556,6 +659,10 @@ impl FlagWatch {
     pub fn stop(self) -> FlagCounts {
         self.stop.store(true, Ordering::SeqCst);
         let (segments, fins, rsts) = self.handle.join().expect("sniffer panicked");
-        FlagCounts { segments, fins, rsts }
+        FlagCounts {
+            segments,
+            fins,
+            rsts,
+        }
     }
 }

@@ -11,8 +11,8 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use tcp_handoff::{
-    ActivationReport, CapturedSegment, FreezeOptions, Resend, RestoreOptions, TcpState, attach_shield, detach_shield, freeze, reinject,
-    restore_paused,
+    ActivationReport, CapturedSegment, FreezeOptions, Resend, RestoreOptions, TcpState,
+    attach_shield, detach_shield, freeze, reinject, restore_paused,
 };
 
 use super::{Lab, X, connect_client};
@@ -43,7 +43,9 @@ struct Pair {
 
 fn pair(port: u16) -> Pair {
     let lab = Lab::new();
-    let listener = lab.d.run(move || TcpListener::bind(SocketAddr::new(X.into(), port)).unwrap());
+    let listener = lab
+        .d
+        .run(move || TcpListener::bind(SocketAddr::new(X.into(), port)).unwrap());
     let l2 = listener.try_clone().unwrap();
     let accept = std::thread::spawn(move || l2.accept().unwrap().0);
     let mut client = connect_client(&lab.c, port);
@@ -84,7 +86,9 @@ fn move_to_acceptor(
     opts: RestoreOptions,
     between: impl FnOnce() -> Vec<CapturedSegment>,
 ) -> (TcpStream, Instant, ActivationReport, usize) {
-    let paused = lab.a.run(move || restore_paused(&tcp, &opts).expect("restore"));
+    let paused = lab
+        .a
+        .run(move || restore_paused(&tcp, &opts).expect("restore"));
     lab.route_to_acceptor();
     let late = between();
     lab.a.run(move || {
@@ -110,7 +114,9 @@ pub fn lost_tail(resend: Resend) -> Outcome {
     let mut server = server;
     server.write_all(&[0x5a; 8192]).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let mut frozen = lab.d.run(move || freeze(server, &FreezeOptions::default()).unwrap());
+    let mut frozen = lab
+        .d
+        .run(move || freeze(server, &FreezeOptions::default()).unwrap());
     let tcp = frozen.dump().unwrap();
     let sent_in_dump = tcp.sent.len();
     let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
@@ -173,7 +179,10 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
     let mut frozen = lab.d.run(move || freeze(server, &fopts).unwrap());
     let tcp = frozen.dump().unwrap();
     let sent_in_dump = tcp.sent.len();
-    assert!(written > sent_in_dump, "the dump must hold unsent bytes too");
+    assert!(
+        written > sent_in_dump,
+        "the dump must hold unsent bytes too"
+    );
     let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
     let reader = std::thread::spawn(move || {
         let mut b = vec![0u8; sent_in_dump + 1];
@@ -186,7 +195,8 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
         capture,
         ..RestoreOptions::default()
     };
-    let (stream, t0, report, _) = move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
+    let (stream, t0, report, _) =
+        move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
     let (t1, _client) = reader.join().unwrap();
     let out = Outcome {
         latency: t1.saturating_duration_since(t0),
