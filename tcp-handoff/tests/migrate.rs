@@ -13,8 +13,8 @@ use common::{
     drain_and_check, server_cfg,
 };
 use tcp_handoff::{
-    ConnectionHandoff, FreezeOptions, Handoff, LateSegments, Limits, RestoreOptions, attach_shield,
-    detach_shield, freeze, reinject, restore_paused,
+    ConnectionHandoff, FreezeOptions, Handoff, LateSegments, Limits, RestoreOptions, TcpState,
+    attach_shield, detach_shield, freeze, reinject, restore_paused,
 };
 
 fn snapshot(nss: &[&Netns]) -> Vec<Counters> {
@@ -195,6 +195,33 @@ fn migrates_within_one_namespace() {
     assert_no_fin_rst(watch);
 }
 
+/// Moves the server side from `from` to `to`: the application stops, the
+/// socket is frozen and dumped, restored paused, `switch` moves the route,
+/// the restored socket goes live, and after `grace` the donor closes
+/// silently and its late segments are replayed. Returns the server pump
+/// continuing on `to` and the dumped state.
+fn move_server(
+    from: &Netns,
+    to: &Netns,
+    server: Pump,
+    switch: impl FnOnce(),
+    grace: Duration,
+) -> (Pump, TcpState) {
+    let (stream, progress) = server.stop();
+    let mut frozen = from.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
+    let tcp = frozen.dump().expect("dump");
+    let state = tcp.clone();
+    let paused = to.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
+    switch();
+    let live = to.run(move || paused.activate().expect("activate"));
+    let server = Pump::start(live.stream, server_cfg(), progress);
+    std::thread::sleep(grace);
+    let id = frozen.id();
+    let late = frozen.close_silently().expect("close");
+    to.run(move || reinject(id.local, id.remote, &late).expect("replay"));
+    (server, state)
+}
+
 /// (c) One long-lived connection moves 100 times between D and A while data
 /// flows both ways; not one reset, every byte in order.
 #[test]
@@ -207,26 +234,23 @@ fn survives_a_hundred_migrations() {
     let hosts = [&lab.d, &lab.a];
     let mut sent_queued = 0usize;
     for i in 0..100 {
-        let (from, to) = (hosts[i % 2], hosts[(i + 1) % 2]);
         std::thread::sleep(Duration::from_millis(15));
-        let (stream, progress) = server.stop();
-        let mut frozen =
-            from.run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
-        let tcp = frozen.dump().expect("dump");
+        let switch = || {
+            if i % 2 == 0 {
+                lab.route_to_acceptor();
+            } else {
+                lab.route_to_donor();
+            }
+        };
+        let tcp;
+        (server, tcp) = move_server(
+            hosts[i % 2],
+            hosts[(i + 1) % 2],
+            server,
+            switch,
+            Duration::from_millis(10),
+        );
         sent_queued += usize::from(!tcp.sent.is_empty());
-        let paused =
-            to.run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
-        if i % 2 == 0 {
-            lab.route_to_acceptor();
-        } else {
-            lab.route_to_donor();
-        }
-        let live = to.run(move || paused.activate().expect("activate"));
-        server = Pump::start(live.stream, server_cfg(), progress);
-        std::thread::sleep(Duration::from_millis(10));
-        let id = frozen.id();
-        let late = frozen.close_silently().expect("close");
-        to.run(move || reinject(id.local, id.remote, &late).expect("replay"));
         assert!(client.is_running(), "client pump died at migration {i}");
     }
     eprintln!("migrations with sent-unacked bytes in the dump: {sent_queued}/100");
@@ -249,23 +273,14 @@ fn migrates_ipv4_between_namespaces() {
     let before = snapshot(&lab.all());
     let watch = FlagWatch::start(&lab.c, 8083);
     std::thread::sleep(Duration::from_millis(200));
-    let (stream, progress) = server.stop();
-    let mut frozen = lab
-        .d
-        .run(move || freeze(stream, &FreezeOptions::default()).expect("freeze"));
-    let tcp = frozen.dump().expect("dump");
+    let (server, tcp) = move_server(
+        &lab.d,
+        &lab.a,
+        server,
+        || lab.route_to_acceptor(),
+        Duration::from_millis(30),
+    );
     assert!(tcp.local.is_ipv4() && tcp.remote.is_ipv4());
-    let paused = lab
-        .a
-        .run(move || restore_paused(&tcp, &RestoreOptions::default()).expect("restore"));
-    lab.route_to_acceptor();
-    let live = lab.a.run(move || paused.activate().expect("activate"));
-    let server = Pump::start(live.stream, server_cfg(), progress);
-    std::thread::sleep(Duration::from_millis(30));
-    let id = frozen.id();
-    let late = frozen.close_silently().expect("close");
-    lab.a
-        .run(move || reinject(id.local, id.remote, &late).expect("replay"));
     std::thread::sleep(Duration::from_millis(200));
     let _streams = drain_and_check(client, server);
     assert_no_resets(&lab.all(), &before, &[0, 1, 0]);

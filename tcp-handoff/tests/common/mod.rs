@@ -175,84 +175,48 @@ impl Lab {
             d: Netns::new("d"),
             a: Netns::new("a"),
         };
-        ip(&[
-            "link",
-            "add",
-            "cd",
-            "netns",
-            &lab.c.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "dc",
-            "netns",
-            &lab.d.name,
-        ]);
-        ip(&[
-            "link",
-            "add",
-            "ca",
-            "netns",
-            &lab.c.name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "ac",
-            "netns",
-            &lab.a.name,
-        ]);
-        let x = format!("{X}/128");
-        let client = format!("{CLIENT}/128");
+        let (x, x4) = (format!("{X}/128"), format!("{X4}/32"));
+        let (client, client4) = (format!("{CLIENT}/128"), format!("{CLIENT4}/32"));
         lab.c.ip(&["addr", "add", &client, "dev", "lo", "nodad"]);
-        lab.c
-            .ip(&["addr", "add", "fd00:1::1/64", "dev", "cd", "nodad"]);
-        lab.c
-            .ip(&["addr", "add", "fd00:2::1/64", "dev", "ca", "nodad"]);
-        lab.c.ip(&["link", "set", "cd", "up"]);
-        lab.c.ip(&["link", "set", "ca", "up"]);
-        lab.d
-            .ip(&["addr", "add", "fd00:1::2/64", "dev", "dc", "nodad"]);
-        lab.d.ip(&["link", "set", "dc", "up"]);
-        lab.d.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
-        lab.d.ip(&[
-            "-6",
-            "route",
-            "add",
-            &client,
-            "via",
-            "fd00:1::1",
-            "dev",
-            "dc",
-        ]);
-        lab.a
-            .ip(&["addr", "add", "fd00:2::2/64", "dev", "ac", "nodad"]);
-        lab.a.ip(&["link", "set", "ac", "up"]);
-        lab.a.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
-        lab.a.ip(&[
-            "-6",
-            "route",
-            "add",
-            &client,
-            "via",
-            "fd00:2::1",
-            "dev",
-            "ac",
-        ]);
-        // IPv4 twin: X4 on D and A, the client's CLIENT4 on C.
-        let (x4, c4) = (format!("{X4}/32"), format!("{CLIENT4}/32"));
-        lab.c.ip(&["addr", "add", &c4, "dev", "lo"]);
-        lab.c.ip(&["addr", "add", "10.0.1.1/24", "dev", "cd"]);
-        lab.c.ip(&["addr", "add", "10.0.2.1/24", "dev", "ca"]);
-        lab.d.ip(&["addr", "add", "10.0.1.2/24", "dev", "dc"]);
-        lab.d.ip(&["addr", "add", &x4, "dev", "lo"]);
-        lab.d
-            .ip(&["route", "add", &c4, "via", "10.0.1.1", "dev", "dc"]);
-        lab.a.ip(&["addr", "add", "10.0.2.2/24", "dev", "ac"]);
-        lab.a.ip(&["addr", "add", &x4, "dev", "lo"]);
-        lab.a
-            .ip(&["route", "add", &c4, "via", "10.0.2.1", "dev", "ac"]);
+        lab.c.ip(&["addr", "add", &client4, "dev", "lo"]);
+        // One link per server host: C's end, the server's end, subnet number.
+        for (server, c_end, s_end, net) in [(&lab.d, "cd", "dc", 1), (&lab.a, "ca", "ac", 2)] {
+            let (c6, c4) = (format!("fd00:{net}::1"), format!("10.0.{net}.1"));
+            ip(&[
+                "link",
+                "add",
+                c_end,
+                "netns",
+                &lab.c.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                s_end,
+                "netns",
+                &server.name,
+            ]);
+            lab.c
+                .ip(&["addr", "add", &format!("{c6}/64"), "dev", c_end, "nodad"]);
+            lab.c
+                .ip(&["addr", "add", &format!("{c4}/24"), "dev", c_end]);
+            lab.c.ip(&["link", "set", c_end, "up"]);
+            server.ip(&[
+                "addr",
+                "add",
+                &format!("fd00:{net}::2/64"),
+                "dev",
+                s_end,
+                "nodad",
+            ]);
+            server.ip(&["addr", "add", &format!("10.0.{net}.2/24"), "dev", s_end]);
+            server.ip(&["link", "set", s_end, "up"]);
+            // Both server hosts hold X.
+            server.ip(&["addr", "add", &x, "dev", "lo", "nodad"]);
+            server.ip(&["addr", "add", &x4, "dev", "lo"]);
+            server.ip(&["-6", "route", "add", &client, "via", &c6, "dev", s_end]);
+            server.ip(&["route", "add", &client4, "via", &c4, "dev", s_end]);
+        }
         lab.route_to_donor();
         lab
     }

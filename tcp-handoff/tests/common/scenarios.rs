@@ -76,6 +76,38 @@ fn timeouts(ns: &super::Netns) -> u64 {
     ns.counters().get("TCPTimeouts")
 }
 
+/// Retransmission timeouts counted so far on the acceptor and the client.
+struct Before {
+    acceptor: u64,
+    client: u64,
+}
+
+impl Before {
+    fn take(lab: &Lab) -> Before {
+        Before {
+            acceptor: timeouts(&lab.a),
+            client: timeouts(&lab.c),
+        }
+    }
+
+    /// The outcome of a move activated at `t0` whose first byte arrived at `t1`.
+    fn outcome(
+        &self,
+        lab: &Lab,
+        (t0, t1): (Instant, Instant),
+        report: ActivationReport,
+    ) -> Outcome {
+        Outcome {
+            latency: t1.saturating_duration_since(t0),
+            acceptor_timeouts: timeouts(&lab.a) - self.acceptor,
+            client_timeouts: timeouts(&lab.c) - self.client,
+            report,
+            sent_in_dump: 0,
+            replayed_late: 0,
+        }
+    }
+}
+
 /// Restores `tcp` paused on A, switches the route, runs `between` (the
 /// donor closes there: no packet reaches it any more; it returns what the
 /// donor captured), activates, replays the donor's capture and returns the
@@ -119,7 +151,7 @@ pub fn lost_tail(resend: Resend) -> Outcome {
         .run(move || freeze(server, &FreezeOptions::default()).unwrap());
     let tcp = frozen.dump().unwrap();
     let sent_in_dump = tcp.sent.len();
-    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let before = Before::take(&lab);
     let opts = RestoreOptions {
         resend,
         ..RestoreOptions::default()
@@ -127,7 +159,7 @@ pub fn lost_tail(resend: Resend) -> Outcome {
     let mut reader = None;
     // The client keeps dropping until the donor is gone, so the donor's own
     // retransmissions cannot reach it.
-    let (stream, t0, report, _) = move_to_acceptor(&lab, tcp, opts, || {
+    let (_stream, t0, report, _) = move_to_acceptor(&lab, tcp, opts, || {
         let late = frozen.close_silently().unwrap();
         detach_shield(client.as_fd()).unwrap();
         reader = Some(std::thread::spawn(move || {
@@ -139,16 +171,11 @@ pub fn lost_tail(resend: Resend) -> Outcome {
     });
     let reader = reader.unwrap();
     let (t1, _client) = reader.join().unwrap();
-    let out = Outcome {
-        latency: t1.saturating_duration_since(t0),
-        acceptor_timeouts: timeouts(&lab.a) - ta,
-        client_timeouts: timeouts(&lab.c) - tc,
-        report,
+    // `_stream` stays open until the counters are read.
+    Outcome {
         sent_in_dump,
-        replayed_late: 0,
-    };
-    drop(stream);
-    out
+        ..before.outcome(&lab, (t0, t1), report)
+    }
 }
 
 /// Server to client, the acknowledgments were lost: the client received
@@ -183,7 +210,7 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
         written > sent_in_dump,
         "the dump must hold unsent bytes too"
     );
-    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let before = Before::take(&lab);
     let reader = std::thread::spawn(move || {
         let mut b = vec![0u8; sent_in_dump + 1];
         client.read_exact(&mut b).expect("client read");
@@ -195,19 +222,14 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
         capture,
         ..RestoreOptions::default()
     };
-    let (stream, t0, report, _) =
+    let (_stream, t0, report, _) =
         move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
     let (t1, _client) = reader.join().unwrap();
-    let out = Outcome {
-        latency: t1.saturating_duration_since(t0),
-        acceptor_timeouts: timeouts(&lab.a) - ta,
-        client_timeouts: timeouts(&lab.c) - tc,
-        report,
+    // `_stream` stays open until the counters are read.
+    Outcome {
         sent_in_dump,
-        replayed_late: 0,
-    };
-    drop(stream);
-    out
+        ..before.outcome(&lab, (t0, t1), report)
+    }
 }
 
 /// Client to server: the client writes 4 KB while the connection is frozen
@@ -228,7 +250,7 @@ pub fn frozen_client_data(capture: bool) -> Outcome {
     let tcp = frozen.dump().unwrap();
     client.write_all(&[0x3c; 4096]).unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    let (ta, tc) = (timeouts(&lab.a), timeouts(&lab.c));
+    let before = Before::take(&lab);
     let opts = RestoreOptions {
         capture,
         ..RestoreOptions::default()
@@ -239,11 +261,7 @@ pub fn frozen_client_data(capture: bool) -> Outcome {
     stream.read_exact(&mut b).expect("acceptor read");
     let t1 = Instant::now();
     Outcome {
-        latency: t1.saturating_duration_since(t0),
-        acceptor_timeouts: timeouts(&lab.a) - ta,
-        client_timeouts: timeouts(&lab.c) - tc,
-        report,
-        sent_in_dump: 0,
         replayed_late,
+        ..before.outcome(&lab, (t0, t1), report)
     }
 }
