@@ -48,7 +48,7 @@ fn main() {
     println!(
         "{runs} runs per line; latency = activation -> first byte caught in the move at its receiver\n"
     );
-    let table: [Scenario; 7] = [
+    let table: [Scenario; 8] = [
         (
             "server->client, bytes lost:  resend as unsent (Auto)",
             Box::new(|| lost_tail(Resend::default())),
@@ -71,11 +71,15 @@ fn main() {
         ),
         (
             "client->server, sent frozen: capture + replay",
-            Box::new(|| frozen_client_data(true)),
+            Box::new(|| frozen_client_data(true, 0)),
         ),
         (
             "client->server, sent frozen: no capture (peer's RTO)",
-            Box::new(|| frozen_client_data(false)),
+            Box::new(|| frozen_client_data(false, 0)),
+        ),
+        (
+            "client->server, sent frozen: no capture, 3 dup ACKs",
+            Box::new(|| frozen_client_data(false, 3)),
         ),
     ];
     for (name, run) in &table {

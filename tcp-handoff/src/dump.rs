@@ -33,7 +33,11 @@ impl Default for FreezeOptions {
 }
 
 /// A socket in repair mode behind the shield: it neither reads, writes,
-/// acknowledges nor resets. Dropping it closes the socket silently.
+/// acknowledges nor resets. It holds its own descriptor of the socket.
+/// Dropping it without [`close_silently`](Frozen::close_silently) or
+/// [`thaw`](Frozen::thaw) closes only that descriptor: the socket stays
+/// frozen while other descriptors of it exist, and goes away without a
+/// packet with the last one.
 #[derive(Debug)]
 pub struct Frozen {
     sock: OwnedFd,
@@ -72,8 +76,16 @@ pub(crate) fn endpoints(fd: BorrowedFd<'_>) -> Result<ConnectionId> {
 /// sees it (no ACK, no RST; captured if `opts.capture`), and the
 /// application's reads and writes on any descriptor of the socket fail
 /// (`EPERM`/`EINVAL`). Needs `CAP_NET_ADMIN`.
-pub fn freeze(sock: impl Into<OwnedFd>, opts: &FreezeOptions) -> Result<Frozen> {
-    let sock: OwnedFd = sock.into();
+///
+/// The returned [`Frozen`] holds a duplicate of `sock`: if freezing fails,
+/// the caller's descriptor is untouched and the connection goes on; if it
+/// succeeds, the caller may keep or close its descriptor (closing a socket
+/// in repair mode sends nothing).
+pub fn freeze(sock: impl AsFd, opts: &FreezeOptions) -> Result<Frozen> {
+    let sock: OwnedFd = sock
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(Error::sys("fcntl(F_DUPFD_CLOEXEC)"))?;
     let id = endpoints(sock.as_fd())?;
     // Capture first, so that every segment the shield drops is seen.
     let capture = if opts.capture {

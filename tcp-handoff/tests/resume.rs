@@ -44,7 +44,7 @@ fn window_probe_recovers_lost_acks() {
 #[test]
 fn client_data_sent_while_frozen_is_replayed() {
     require_root!();
-    let out = frozen_client_data(true);
+    let out = frozen_client_data(true, 0);
     eprintln!("{out:?}");
     assert!(
         out.replayed_late + out.report.replayed > 0,

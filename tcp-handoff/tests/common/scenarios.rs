@@ -234,8 +234,12 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
 
 /// Client to server: the client writes 4 KB while the connection is frozen
 /// (the shield drops it). Latency: activation to the acceptor application
-/// reading the first of those bytes. `capture` turns capture and replay on.
-pub fn frozen_client_data(capture: bool) -> Outcome {
+/// reading the first of those bytes. `capture` turns capture and replay on;
+/// `dup_acks` makes the acceptor send that many duplicate ACKs to the
+/// client right after activation (to see whether they trigger its
+/// retransmission: they do not, a SACK-capable Linux sender needs SACK
+/// evidence or its timer).
+pub fn frozen_client_data(capture: bool, dup_acks: usize) -> Outcome {
     let Pair {
         lab,
         mut client,
@@ -248,6 +252,8 @@ pub fn frozen_client_data(capture: bool) -> Outcome {
     };
     let mut frozen = lab.d.run(move || freeze(server, &fopts).unwrap());
     let tcp = frozen.dump().unwrap();
+    let dup = dup_ack(&tcp);
+    let (server_end, client_end) = (tcp.local, tcp.remote);
     client.write_all(&[0x3c; 4096]).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let before = Before::take(&lab);
@@ -257,11 +263,43 @@ pub fn frozen_client_data(capture: bool) -> Outcome {
     };
     let (mut stream, t0, report, replayed_late) =
         move_to_acceptor(&lab, tcp, opts, || frozen.close_silently().unwrap());
+    if dup_acks > 0 {
+        // Roles swapped: a segment from the server's end to the client's.
+        let acks = vec![dup; dup_acks];
+        lab.a
+            .run(move || reinject(client_end, server_end, &acks).unwrap());
+    }
     let mut b = [0u8; 1];
     stream.read_exact(&mut b).expect("acceptor read");
     let t1 = Instant::now();
     Outcome {
         replayed_late,
         ..before.outcome(&lab, (t0, t1), report)
+    }
+}
+
+/// A pure ACK from the restored socket's side: in-window sequence number,
+/// acknowledging what it received, same window, timestamps if negotiated.
+fn dup_ack(tcp: &TcpState) -> CapturedSegment {
+    let scale = tcp.options.wscale.map_or(0, |w| w.rcv);
+    let window = tcp
+        .window
+        .map_or(65535, |w| (w.rcv_wnd >> scale).min(65535)) as u16;
+    let options = match tcp.options.timestamp {
+        Some(ts) => {
+            let mut o = vec![1, 1, 8, 10];
+            o.extend_from_slice(&ts.wrapping_add(1000).to_be_bytes());
+            o.extend_from_slice(&[0, 0, 0, 0]);
+            o
+        }
+        None => Vec::new(),
+    };
+    CapturedSegment {
+        seq: tcp.write_seq(),
+        ack: tcp.rcv_nxt,
+        flags: tcp_handoff::segment::ACK,
+        window,
+        options,
+        payload: Vec::new(),
     }
 }
