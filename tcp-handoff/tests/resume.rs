@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::scenarios::{frozen_client_data, lost_acks, lost_tail};
+use common::scenarios::{frozen_client_data, frozen_client_data_at, lost_acks, lost_tail};
 use tcp_handoff::Resend;
 
 /// Bytes the client never received are resent the moment repair mode ends.
@@ -45,6 +45,19 @@ fn window_probe_recovers_lost_acks() {
 fn client_data_sent_while_frozen_is_replayed() {
     require_root!();
     let out = frozen_client_data(true, 0);
+    eprintln!("{out:?}");
+    assert!(
+        out.replayed_late + out.report.replayed > 0,
+        "captured segments were replayed"
+    );
+}
+
+/// The same over IPv4: captured IPv4 segments are rebuilt and replayed.
+#[test]
+fn client_data_sent_while_frozen_is_replayed_over_ipv4() {
+    require_root!();
+    let addr = std::net::SocketAddr::new(common::X4.into(), 9104);
+    let out = frozen_client_data_at(addr, true, 0);
     eprintln!("{out:?}");
     assert!(
         out.replayed_late + out.report.replayed > 0,

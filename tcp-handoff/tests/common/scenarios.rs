@@ -15,7 +15,7 @@ use tcp_handoff::{
     attach_shield, detach_shield, freeze, reinject, restore_paused,
 };
 
-use super::{Lab, X, connect_client};
+use super::{Lab, X, connect_to};
 
 /// What one scenario run observed.
 #[derive(Debug, Clone)]
@@ -42,13 +42,15 @@ struct Pair {
 }
 
 fn pair(port: u16) -> Pair {
+    pair_at(SocketAddr::new(X.into(), port))
+}
+
+fn pair_at(addr: SocketAddr) -> Pair {
     let lab = Lab::new();
-    let listener = lab
-        .d
-        .run(move || TcpListener::bind(SocketAddr::new(X.into(), port)).unwrap());
+    let listener = lab.d.run(move || TcpListener::bind(addr).unwrap());
     let l2 = listener.try_clone().unwrap();
     let accept = std::thread::spawn(move || l2.accept().unwrap().0);
-    let mut client = connect_client(&lab.c, port);
+    let mut client = connect_to(&lab.c, addr);
     let mut server = accept.join().unwrap();
     for s in [&client, &server] {
         s.set_nodelay(true).unwrap();
@@ -240,12 +242,17 @@ pub fn lost_acks(window_probe: bool, capture: bool) -> Outcome {
 /// retransmission: they do not, a SACK-capable Linux sender needs SACK
 /// evidence or its timer).
 pub fn frozen_client_data(capture: bool, dup_acks: usize) -> Outcome {
+    frozen_client_data_at(SocketAddr::new(X.into(), 9103), capture, dup_acks)
+}
+
+/// [`frozen_client_data`] with the server at `addr` (e.g. IPv4).
+pub fn frozen_client_data_at(addr: SocketAddr, capture: bool, dup_acks: usize) -> Outcome {
     let Pair {
         lab,
         mut client,
         server,
         _listener,
-    } = pair(9103);
+    } = pair_at(addr);
     let fopts = FreezeOptions {
         capture,
         ..FreezeOptions::default()
