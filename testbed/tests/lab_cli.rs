@@ -183,6 +183,8 @@ fn sigint_tears_the_lab_down_and_exec_list_work() {
     let text =
         run_ok(testbed(&dir, &family).args(["exec", "B", "--", "cat", "/proc/net/if_inet6"]));
     assert!(text.contains("20010db8000900000000000000000002"), "{text}");
+    let text = run_ok(testbed(&dir, &family).args(["exec", "B", "--", "ls", "/sys/class/net"]));
+    assert!(text.contains("A-B"), "{text}");
     let out = run(testbed(&dir, &family).args(["exec", "Q", "--", "true"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("has host \"Q\""));

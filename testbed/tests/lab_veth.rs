@@ -101,6 +101,19 @@ fn veth_lab_routes_through_the_router() {
         nl.link_by_name("R-B").await.unwrap()
     });
     assert_eq!(info.mtu, Some(9000));
+    // A lab process sees the host's own interfaces in /sys, as with `ip
+    // netns exec`.
+    let cat = lab
+        .spawn_named(
+            "B",
+            "sysfs",
+            "cat",
+            ["/sys/class/net/R-B/mtu"],
+            [("LC_ALL", "C")],
+        )
+        .unwrap();
+    assert!(cat.wait().unwrap().success(), "{}", cat.log_tail(5));
+    assert_eq!(cat.log_tail(1), "9000");
     let prefix = lab.prefix().to_string();
     lab.teardown();
     assert!(namespaces_of(&prefix).is_empty());
@@ -226,6 +239,21 @@ fn daemons_that_cannot_run_are_reported() {
         e.contains("not found") && e.contains("cargo build -p home-agent"),
         "{e}"
     );
+
+    // A missing binary is found before any daemon starts.
+    let out = TempDir::new("missing-first");
+    let text = "[[host]]\nname = \"A\"\n\
+                [[daemon]]\nhost = \"A\"\nkind = \"custom\"\nprogram = \"sleep\"\nargs = [\"1000\"]\n\
+                [[daemon]]\nhost = \"A\"\nkind = \"contact-node\"\n";
+    let lab = Lab::build(&Topology::from_toml_str(text).unwrap(), opts(&out)).unwrap();
+    let no_bins = DaemonOptions {
+        bin_dir: Some(empty.path().to_owned()),
+        ..Default::default()
+    };
+    let e = lab.start_daemons(&no_bins).unwrap_err().to_string();
+    assert!(e.starts_with("daemon[1] (contact-node-A)"), "{e}");
+    assert!(lab.processes().is_empty(), "nothing was started");
+    drop(lab);
 
     let e = daemon_error(
         "missing-prog",

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use mip6_anycast::engine::netns;
+use testbed::lab::process::NetnsEntry;
 use testbed::lab::state;
 
 /// Arguments of `testbed exec`.
@@ -52,19 +53,14 @@ pub fn run(args: &ExecArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
         ),
     };
     let fd = netns::open(&ns).with_context(|| format!("opening namespace {ns}"))?;
-    let raw = fd.as_raw_fd();
     let (program, rest) = args.command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(rest);
-    // SAFETY: setns is a plain system call; it runs in this process right
-    // before execve (CommandExt::exec does not fork).
+    let entry = NetnsEntry::new(fd.as_raw_fd());
+    // SAFETY: `enter` makes only async-signal-safe system calls; it runs in
+    // this process right before execve (CommandExt::exec does not fork).
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(raw, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || entry.enter());
     }
     let err = cmd.exec();
     Err(err).with_context(|| format!("running {} in {ns}", program.to_string_lossy()))

@@ -145,9 +145,13 @@ impl Lab {
     /// is still running after the startup grace. On error the daemons
     /// already started keep running until the lab is torn down.
     pub fn start_daemons(&self, opts: &DaemonOptions) -> Result<Vec<LabProcess>, LabError> {
+        // Every binary and config first: nothing starts if one is missing.
+        let cmds = (0..self.topology().daemons.len())
+            .map(|i| self.daemon_command(i, opts))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut started = Vec::new();
-        for i in 0..self.topology().daemons.len() {
-            let cmd = self.daemon_command(i, opts)?;
+        for cmd in cmds {
+            let i = cmd.index;
             let p = self
                 .spawn_named(
                     &cmd.host,

@@ -14,7 +14,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -91,6 +92,22 @@ pub(crate) fn spawn_in(ns: OwnedFd, req: SpawnRequest) -> Result<LabProcess, Lab
         .append(true)
         .open(&req.log)
         .map_err(spawn_err)?;
+    // A header per start: a log may collect several runs (same name, same
+    // output directory).
+    let ms = super::state::unix_ms();
+    let mut header = format!(
+        "# testbed: started at unix time {}.{:03} in host {}: {}",
+        ms / 1000,
+        ms % 1000,
+        req.host,
+        req.program.to_string_lossy()
+    );
+    for a in &req.args {
+        header.push(' ');
+        header.push_str(&a.to_string_lossy());
+    }
+    header.push('\n');
+    (&log).write_all(header.as_bytes()).map_err(spawn_err)?;
     let log2 = log.try_clone().map_err(spawn_err)?;
     let mut cmd = Command::new(&req.program);
     cmd.args(&req.args)
@@ -99,10 +116,10 @@ pub(crate) fn spawn_in(ns: OwnedFd, req: SpawnRequest) -> Result<LabProcess, Lab
         .stdout(log)
         .stderr(log2);
     let parent = std::process::id() as libc::pid_t;
-    let ns_raw = ns.as_raw_fd();
+    let entry = NetnsEntry::new(ns.as_raw_fd());
     // SAFETY: the closure only makes async-signal-safe system calls
-    // (setpgid, prctl, getppid, setns, sigprocmask) and builds io::Errors
-    // from errno values, which does not allocate.
+    // (setpgid, prctl, getppid, sigprocmask and those of `NetnsEntry::enter`)
+    // and builds io::Errors from errno values, which does not allocate.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setpgid(0, 0) != 0 {
@@ -122,9 +139,7 @@ pub(crate) fn spawn_in(ns: OwnedFd, req: SpawnRequest) -> Result<LabProcess, Lab
             if libc::getppid() != parent {
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
-            if libc::setns(ns_raw, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            entry.enter()?;
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
@@ -150,6 +165,60 @@ pub(crate) fn spawn_in(ns: OwnedFd, req: SpawnRequest) -> Result<LabProcess, Lab
             status: Mutex::new(None),
         }),
     })
+}
+
+/// Entering a network namespace between `fork` and `exec`, the way
+/// `ip netns exec` does: `setns` into the namespace, then a private mount
+/// namespace with a fresh sysfs on `/sys`, so that `/sys/class/net` shows
+/// the namespace's interfaces. The sysfs step is best effort (the process
+/// runs in the right network namespace even where mounting is not allowed).
+#[derive(Debug, Clone, Copy)]
+pub struct NetnsEntry {
+    ns_fd: RawFd,
+}
+
+impl NetnsEntry {
+    /// For the namespace fd `ns_fd`, which must stay open until the child
+    /// has called [`NetnsEntry::enter`] (until `spawn`/`exec` returns).
+    pub fn new(ns_fd: RawFd) -> Self {
+        NetnsEntry { ns_fd }
+    }
+
+    /// Enters the namespace. Only async-signal-safe system calls, no
+    /// allocation: for `CommandExt::pre_exec`.
+    pub fn enter(&self) -> std::io::Result<()> {
+        // SAFETY: plain system calls on a caller-provided fd and on static
+        // NUL-terminated strings.
+        unsafe {
+            if libc::setns(self.ns_fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::unshare(libc::CLONE_NEWNS) == 0 {
+                let root = c"/".as_ptr();
+                let sys = c"/sys".as_ptr();
+                let flags = libc::MS_SLAVE | libc::MS_REC;
+                // Keep our mounts from propagating back to the host.
+                if libc::mount(
+                    std::ptr::null(),
+                    root,
+                    std::ptr::null(),
+                    flags,
+                    std::ptr::null(),
+                ) == 0
+                    && libc::umount2(sys, libc::MNT_DETACH) == 0
+                {
+                    libc::mount(
+                        c"sysfs".as_ptr(),
+                        sys,
+                        c"sysfs".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Inner {
