@@ -573,41 +573,27 @@ impl Lab {
     /// Starts `program args...` inside `host`, with `env` added to this
     /// process's environment and stdout/stderr appended to
     /// `out_dir/logs/<host>-<program name>.log`.
-    pub fn spawn<I, S, E, K, V>(
+    pub fn spawn(
         &self,
         host: &str,
         program: impl AsRef<OsStr>,
-        args: I,
-        env: E,
-    ) -> Result<LabProcess, LabError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-        E: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        env: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> Result<LabProcess, LabError> {
         let name = process::program_name(program.as_ref());
         self.spawn_named(host, &name, program, args, env)
     }
 
     /// Like [`Lab::spawn`] with an explicit name (log file
     /// `<host>-<name>.log`).
-    pub fn spawn_named<I, S, E, K, V>(
+    pub fn spawn_named(
         &self,
         host: &str,
         name: &str,
         program: impl AsRef<OsStr>,
-        args: I,
-        env: E,
-    ) -> Result<LabProcess, LabError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-        E: IntoIterator<Item = (K, V)>,
-        K: AsRef<OsStr>,
-        V: AsRef<OsStr>,
-    {
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        env: impl IntoIterator<Item = (impl AsRef<OsStr>, impl AsRef<OsStr>)>,
+    ) -> Result<LabProcess, LabError> {
         if self.torn_down {
             return Err(LabError::TornDown(self.prefix.clone()));
         }
