@@ -1,5 +1,8 @@
-//! `testbed` library: the topology model of a lab and the user-space
-//! emulated link. The `testbed` binary builds labs from these.
+//! `testbed` library: the topology model of a lab, the user-space emulated
+//! link, the lab builder and process manager, and the scenario session that
+//! the `testbed` binary's subcommands run on.
 
+pub mod lab;
 pub mod linkemu;
+pub mod scenarios;
 pub mod topology;

@@ -1,0 +1,96 @@
+//! The `testbed` command line: `up`, `down`, `list`, `exec`, and the hidden
+//! `reap` (the crash guard every lab starts).
+//!
+//! Extension point: scenario subcommands (`demo`, `bench`, `sweep`,
+//! `drill`, `pias`) are added to [`Command`] and dispatched in [`run`]; each
+//! is a thin handler over [`testbed::scenarios::Session`] (see that module).
+
+mod down;
+mod exec;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use testbed::lab::reaper::{self, ReapArgs};
+use testbed::lab::signals::TerminationSignals;
+use testbed::lab::{DEFAULT_FAMILY, DEFAULT_STATE_DIR, naming};
+
+/// Namespace labs for mip6-anycast: build, run, take down.
+#[derive(Parser, Debug)]
+#[command(name = "testbed", version)]
+pub struct Cli {
+    /// Directory of the labs' state files.
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Name family of lab prefixes: namespaces are `FAMILY<pid>x<n>-HOST`.
+    #[arg(long, global = true, value_name = "LETTERS", default_value = DEFAULT_FAMILY)]
+    pub family: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build the lab of a topology, start its daemons, and keep it up
+    /// until Ctrl-C or SIGTERM (then tear it down).
+    Up(up::UpArgs),
+    /// Take labs down: ask each owner to stop (SIGTERM), wait, then remove
+    /// whatever is left (processes in the lab's namespaces, namespaces,
+    /// state file).
+    Down(down::DownArgs),
+    /// List the labs in the state directory and leftover namespaces.
+    List,
+    /// Run a command inside a host of a running lab.
+    Exec(exec::ExecArgs),
+    /// Internal: the crash guard of a lab (started by the lab itself).
+    #[command(hide = true)]
+    Reap(ReapCli),
+    // Scenario subcommands go here (see `testbed::scenarios`).
+}
+
+/// Arguments of `testbed reap`.
+#[derive(Args, Debug)]
+pub struct ReapCli {
+    /// The lab's prefix.
+    #[arg(long)]
+    prefix: String,
+    /// The owner's pid.
+    #[arg(long)]
+    owner: i32,
+    /// The lab's state file.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+}
+
+/// Runs the command. `signals` is set for commands that block termination
+/// signals before any thread starts (`up`).
+pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<ExitCode> {
+    naming::check_family(&cli.family).map_err(|m| anyhow::anyhow!("--family {m}"))?;
+    match cli.command {
+        Command::Up(args) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            up::run(&args, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
+        Command::List => down::list(&cli.state_dir, &cli.family),
+        Command::Exec(args) => exec::run(&args, &cli.state_dir),
+        Command::Reap(r) => {
+            anyhow::ensure!(
+                !r.prefix.is_empty() && r.prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "reap: bad prefix {:?}",
+                r.prefix
+            );
+            let code = reaper::run(&ReapArgs {
+                prefix: r.prefix,
+                state_file: r.state_file,
+                owner: r.owner,
+            });
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+    }
+}
