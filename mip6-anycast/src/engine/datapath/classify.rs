@@ -27,9 +27,10 @@ impl Origin {
     /// The origin of a packet whose fixed header's next header is `nh`.
     ///
     /// A locally generated packet that starts with one of these headers
-    /// (an application's Destination Options, say) is classified as
-    /// ingress; the ingress path still applies the outbound tables to it
-    /// when it carries no Mobile IPv6 header, so it is not lost.
+    /// (an application's own Destination Options or routing header toward
+    /// a bound home address) is taken for ingress and handed back to the
+    /// kernel, where the loop guard drops it: such packets are not
+    /// supported.
     pub fn of(nh: u8) -> Self {
         if DEFAULT_NEXT_HEADERS.contains(&nh) {
             Origin::Ingress
@@ -79,8 +80,12 @@ pub enum Outbound {
 }
 
 /// The outbound decision for a packet from `src` to `dst`. Mobility
-/// Header messages bypass the binding tables (RFC 6275 6.1).
+/// Header messages bypass the binding tables (RFC 6275 6.1). Link-scoped
+/// and multicast destinations are the TUN device's own traffic.
 pub fn outbound(t: &Tables, src: &Ipv6Addr, dst: &Ipv6Addr, is_mobility: bool) -> Outbound {
+    if dst.is_multicast() || dst.is_unicast_link_local() {
+        return Outbound::Drop(DropReason::TunLinkTraffic);
+    }
     if is_mobility {
         return Outbound::PassThrough;
     }

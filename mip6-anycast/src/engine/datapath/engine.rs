@@ -26,6 +26,7 @@ use super::icmp::{self, RateLimit};
 use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
 use super::stats::{Action, BindingStats, DropReason, EngineStats};
 use super::tables::TableUpdate;
+use crate::engine::netlink::Rule6;
 use crate::engine::rawsock::{AsyncRawSender, RawSender, RawSockError};
 use crate::engine::steer::{Headroom, SteerError, Steering};
 use crate::engine::tun::{AsyncTun, Tun};
@@ -253,7 +254,15 @@ impl Task {
             Verdict::Tun(b) => self.write_tun(b).await,
             Verdict::Wire { bounds, rewrite } => self.send_wire(bounds, rewrite, now).await,
             Verdict::Punt(p) => self.punt(p, now),
-            Verdict::Drop(reason) => trace!(?reason, "drop"),
+            Verdict::Drop(reason) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    let pkt = &self.buf[HEADROOM..HEADROOM + n];
+                    let (src, dst) = Ipv6Packet::new_checked(pkt)
+                        .map(|p| (p.src_addr(), p.dst_addr()))
+                        .unwrap_or((Ipv6Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED));
+                    trace!(?reason, %src, %dst, nh = pkt.get(6), len = n, "drop");
+                }
+            }
         }
     }
 
@@ -398,16 +407,21 @@ impl Task {
                 first = Some(e);
             }
         };
+        let mut added_to = false;
         for (&a, &h) in &want_to {
             if self.steered_to.get(&a) != Some(&h) {
                 match st.steer_to(a, h).await {
                     Ok(()) => {
                         debug!(hoa = %a, headroom = h.bytes(), "steering to home address");
                         self.steered_to.insert(a, h);
+                        added_to = true;
                     }
                     Err(e) => note(e),
                 }
             }
+        }
+        if added_to && let Err(e) = invalidate_route_caches(st).await {
+            note(e);
         }
         for &a in &want_from {
             if !self.steered_from.contains(&a) {
@@ -509,6 +523,32 @@ impl Task {
         self.dp
             .counters()
             .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost)
+    }
+}
+
+/// Makes established sockets see new "to" routes.
+///
+/// IPv6 sockets cache their route and revalidate it against a serial
+/// number of the routing tree it came from: a route added to the steering
+/// table leaves a connection routed by the main table on its old path. A
+/// rule change renumbers every tree (`rt_genid_bump_ipv6`), so add and
+/// delete a rule that matches nothing (from `::` to `::`, never a real
+/// packet) just after the steering rules.
+async fn invalidate_route_caches(st: &Steering) -> Result<(), SteerError> {
+    let cfg = st.config();
+    let nothing = Rule6::new(cfg.rule_priority + 2, cfg.table)
+        .source(Ipv6Addr::UNSPECIFIED, 128)
+        .destination(Ipv6Addr::UNSPECIFIED, 128);
+    let nl = st.netlink();
+    match nl.add_rule(&nothing).await {
+        Ok(()) => {}
+        Err(e) if e.is_exists() => {}
+        Err(e) => return Err(e.into()),
+    }
+    match nl.del_rule(&nothing).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -403,18 +403,14 @@ impl Datapath {
         if let Some(ends) = self.tables.home_tunnel(&dst) {
             return self.relay(buf, b, dst, ends, false, now);
         }
-        if outer.is_some() {
-            return self.deliver(buf, b);
+        if outer.is_none() {
+            // Steered in for another routing type or other destination
+            // options: the kernel's business. (Never the outbound tables:
+            // a packet from outside claiming one of our home addresses as
+            // source must not be tunnelled on our behalf.)
+            self.counters.action(Action::ReturnedToKernel, b.len);
         }
-        match classify::outbound(&self.tables, &src, &dst, false) {
-            d @ (Outbound::Rh2 { .. } | Outbound::Hao { .. } | Outbound::ReverseTunnel(..)) => {
-                self.outbound(buf, b, d, now)
-            }
-            _ => {
-                self.counters.action(Action::ReturnedToKernel, b.len);
-                self.deliver(buf, b)
-            }
-        }
+        self.deliver(buf, b)
     }
 
     fn mobility(

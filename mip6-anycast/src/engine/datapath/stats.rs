@@ -129,6 +129,9 @@ counted_enum!(
         NoBinding,
         /// Routed into the TUN but no table entry applies.
         NoTableEntry,
+        /// The kernel's own link traffic on the TUN device (multicast or
+        /// link-local destination: MLD reports and the like).
+        TunLinkTraffic,
         /// Writing it into the TUN would route it straight back in.
         Loop,
         /// The rewrite failed (e.g. no room for the added header).
