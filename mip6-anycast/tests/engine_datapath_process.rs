@@ -511,6 +511,74 @@ fn nested_tunnels_fragments_and_loops_are_dropped() {
     );
 }
 
+#[test]
+fn link_traffic_and_spoofed_home_address_sources() {
+    // The kernel's MLD report on the TUN (hop-by-hop first, multicast).
+    let mut dp = home_agent();
+    let mut hbh = vec![ip_proto::ICMPV6, 0, 5, 2, 0, 0, 1, 0];
+    hbh.extend_from_slice(&[143, 0, 0, 0, 0, 0, 0, 0]);
+    let mld = ipv6(
+        Ipv6Addr::UNSPECIFIED,
+        a("ff02::16"),
+        ip_proto::HOP_BY_HOP,
+        &hbh,
+    );
+    assert_drop(&mut dp, &mld, DropReason::TunLinkTraffic);
+    assert_drop(
+        &mut dp,
+        &tcp(a("fe80::1"), a("fe80::2"), b"link-local"),
+        DropReason::TunLinkTraffic,
+    );
+
+    // From outside, claiming the member's home address as source, with
+    // other destination options: not tunnelled on X's behalf, and not
+    // handed to the kernel either (its "from X" rule would loop it).
+    let mut m = member();
+    let mut payload = vec![ip_proto::TCP, 0, 1, 4, 0, 0, 0, 0];
+    payload.extend_from_slice(&[0u8; 20]);
+    assert_drop(
+        &mut m,
+        &ipv6(x(), d(), ip_proto::DEST_OPTS, &payload),
+        DropReason::Loop,
+    );
+    assert_eq!(
+        m.counters()
+            .action_count(Action::ReverseTunnelEncapsulated)
+            .packets,
+        0
+    );
+    // To X itself it is the kernel's business (delivered locally).
+    let p = ipv6(d(), x(), ip_proto::DEST_OPTS, &payload);
+    let (v, out) = run(&mut m, &p);
+    assert!(matches!(v, Verdict::Tun(_)));
+    assert_eq!(out, p);
+}
+
+#[test]
+fn table_changes_take_effect_immediately() {
+    let mut dp = cn();
+    let p = tcp(c(), x(), b"x");
+    dp.apply(&TableUpdate::RemoveCorrespondentBinding { cn: c(), hoa: x() })
+        .expect("remove");
+    // No binding left and X no longer steered: nothing applies.
+    assert_drop(&mut dp, &p, DropReason::NoTableEntry);
+    let (v, _) = run(&mut dp, &with_hao(&tcp(x(), c(), b"late"), coa()));
+    assert!(matches!(
+        v,
+        Verdict::Punt(PuntInfo::HaoWithoutBinding { .. })
+    ));
+    dp.apply(&TableUpdate::AddCorrespondentBinding {
+        cn: c(),
+        hoa: x(),
+        coa: coa2(),
+    })
+    .expect("add");
+    let (_, out) = run(&mut dp, &p);
+    assert_eq!(out, with_rh2(&p, coa2()));
+    dp.apply(&TableUpdate::Clear).expect("clear");
+    assert_drop(&mut dp, &bu(coa(), x(), c(), 1), DropReason::NotOurs);
+}
+
 fn samples() -> Vec<Vec<u8>> {
     vec![
         tcp(c(), x(), b"hello"),

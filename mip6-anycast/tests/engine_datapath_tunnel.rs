@@ -7,11 +7,16 @@
 //! (b) The same connection switched mid-stream to route optimization: RH2
 //!     C -> K, HAO K -> C on the wire, the HA's counters stop growing, no
 //!     RST, every byte echoed.
+//! (g) C's link shrinks below what the steering route allows for: the
+//!     raw socket refuses the rewritten packets, the engine tells C's TCP
+//!     with an ICMPv6 Packet Too Big and the transfer completes.
 #![cfg(feature = "engine")]
 
 mod engine_datapath_util;
 
-use engine_datapath_util::lab::{EchoClient, World, echo_server, x};
+use engine_datapath_util::lab::{
+    Digest, EchoClient, World, bulk_send, connect_from, echo_server, sink_server, x,
+};
 use engine_datapath_util::wire_tap::{Capture, TCP_RST, hao_of, rh2_of, tcp_flags, tunnel_of};
 use mip6_anycast::engine::datapath::{Action, BindingKey, DropReason, EngineStats};
 use mip6_anycast::require_root;
@@ -183,5 +188,55 @@ async fn route_optimization_takes_over_a_live_connection() {
             .iter()
             .any(|f| tcp_flags(f).is_some_and(|fl| fl & TCP_RST != 0))
     );
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_too_big_after_rewrite_reaches_the_local_sender() {
+    require_root!("packet_too_big_after_rewrite_reaches_the_local_sender");
+    let w = World::new().await;
+    w.route_optimize().await;
+    let server = sink_server(&w.k.ns);
+    let stream = connect_from(&w.c.ns);
+    // C's route to X leaves room for an RH2 on a 1500-octet link; make
+    // the link 1400 (C's side only: K sends nothing but ACKs).
+    let nl = w.lab.netlink(0).expect("netlink C");
+    nl.set_link_mtu(w.lab.link(0).a_index, 1400)
+        .await
+        .expect("shrink C's link");
+    let len: u64 = 2 << 20;
+    let transfer = |stream, server: std::thread::JoinHandle<std::io::Result<Digest>>| async move {
+        let sent = tokio::task::spawn_blocking(move || bulk_send(stream, len))
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("bulk transfer: {e}"));
+        let got = tokio::task::spawn_blocking(move || server.join())
+            .await
+            .expect("join")
+            .expect("sink thread")
+            .expect("sink");
+        assert_eq!(got, sent);
+    };
+    transfer(stream, server).await;
+    let c = w.c.stats().await;
+    eprintln!(
+        "C: {} too big, {} Packet Too Big sent, {} RH2 inserted",
+        c.drop_count(DropReason::TooBig),
+        count(&c, Action::IcmpTooBigSent),
+        count(&c, Action::Rh2Inserted)
+    );
+    assert!(c.drop_count(DropReason::TooBig) >= 1);
+    assert!(count(&c, Action::IcmpTooBigSent) >= 1);
+    assert!(count(&c, Action::Rh2Inserted) >= len / 1400);
+
+    // C's kernel learnt the path MTU: a new connection fits at once.
+    let server = sink_server(&w.k.ns);
+    transfer(connect_from(&w.c.ns), server).await;
+    let again = w.c.stats().await;
+    assert_eq!(
+        again.drop_count(DropReason::TooBig),
+        c.drop_count(DropReason::TooBig)
+    );
+    assert!(count(&again, Action::Rh2Inserted) >= count(&c, Action::Rh2Inserted) + len / 1400);
     w.shutdown().await;
 }

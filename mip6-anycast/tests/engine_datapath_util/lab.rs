@@ -232,6 +232,110 @@ fn pattern(i: u64) -> u8 {
     (i.wrapping_mul(31) ^ (i >> 9)) as u8
 }
 
+/// FNV-1a over a byte stream, to check bulk transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest {
+    /// Bytes seen.
+    pub len: u64,
+    /// Running hash.
+    pub hash: u64,
+}
+
+impl Default for Digest {
+    fn default() -> Self {
+        Digest {
+            len: 0,
+            hash: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl Digest {
+    /// Adds bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        for b in data {
+            self.hash = (self.hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.len += data.len() as u64;
+    }
+
+    fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.len.to_be_bytes());
+        b[8..].copy_from_slice(&self.hash.to_be_bytes());
+        b
+    }
+}
+
+/// A sink on `[X]:ECHO_PORT` in K: reads one connection to its end, then
+/// answers with the 16-octet digest of what it read (so K sends only ACKs
+/// while the data flows).
+pub fn sink_server(ns: &str) -> ThreadHandle<std::io::Result<Digest>> {
+    sink_server_on(ns, x())
+}
+
+/// [`sink_server`] on `[addr]:ECHO_PORT`.
+pub fn sink_server_on(ns: &str, addr: Ipv6Addr) -> ThreadHandle<std::io::Result<Digest>> {
+    let listener = netns::in_netns(ns, move || TcpListener::bind((addr, ECHO_PORT)))
+        .expect("enter namespace")
+        .expect("listen");
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept()?;
+        s.set_read_timeout(Some(HANG_GUARD))?;
+        let mut buf = vec![0u8; 65536];
+        let mut d = Digest::default();
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                s.write_all(&d.to_bytes())?;
+                return Ok(d);
+            }
+            d.update(&buf[..n]);
+        }
+    })
+}
+
+/// Connects from C to `[X]:ECHO_PORT`.
+pub fn connect_from(ns: &str) -> TcpStream {
+    connect_to(ns, x())
+}
+
+/// Connects from namespace `ns` to `[addr]:ECHO_PORT`.
+pub fn connect_to(ns: &str, addr: Ipv6Addr) -> TcpStream {
+    let to = SocketAddr::from((addr, ECHO_PORT));
+    let s = netns::in_netns(ns, || TcpStream::connect_timeout(&to, HANG_GUARD))
+        .expect("enter namespace")
+        .expect("connect");
+    s.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
+    s.set_write_timeout(Some(HANG_GUARD)).expect("timeout");
+    s
+}
+
+/// Writes `len` pattern bytes, closes the sending side and checks the
+/// sink's digest; returns it.
+pub fn bulk_send(mut s: TcpStream, len: u64) -> Result<Digest, String> {
+    let mut sent = Digest::default();
+    let mut chunk = vec![0u8; 16384];
+    while sent.len < len {
+        let n = chunk.len().min((len - sent.len) as usize);
+        for (i, b) in chunk[..n].iter_mut().enumerate() {
+            *b = pattern(sent.len + i as u64);
+        }
+        s.write_all(&chunk[..n])
+            .map_err(|e| format!("write at {}: {e}", sent.len))?;
+        sent.update(&chunk[..n]);
+    }
+    s.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    let mut answer = [0u8; 16];
+    s.read_exact(&mut answer)
+        .map_err(|e| format!("read digest: {e}"))?;
+    if answer != sent.to_bytes() {
+        return Err(format!("sink digest {answer:02x?} differs from {sent:?}"));
+    }
+    Ok(sent)
+}
+
 /// An echo server on `[X]:ECHO_PORT` in K, serving one connection.
 pub fn echo_server(ns: &str) -> ThreadHandle<std::io::Result<u64>> {
     let listener = netns::in_netns(ns, || TcpListener::bind((x(), ECHO_PORT)))
@@ -265,12 +369,7 @@ impl EchoClient {
     /// Connects from C to `[X]:ECHO_PORT` and starts streaming in chunks
     /// of `chunk` octets.
     pub fn start(ns: &str, chunk: usize) -> EchoClient {
-        let to = SocketAddr::from((x(), ECHO_PORT));
-        let mut s = netns::in_netns(ns, || TcpStream::connect_timeout(&to, HANG_GUARD))
-            .expect("enter C")
-            .expect("connect to X");
-        s.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
-        s.set_write_timeout(Some(HANG_GUARD)).expect("timeout");
+        let mut s = connect_from(ns);
         let echoed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (e, st) = (echoed.clone(), stop.clone());

@@ -157,7 +157,7 @@ pub fn accept_tunnel(
 /// routed straight back into it: its destination is steered to the TUN,
 /// or its source is and the kernel would forward it (not ours).
 pub fn would_loop(t: &Tables, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
-    t.is_steered_to(dst) || (t.is_steered_from(src) && !t.is_ours(dst))
+    t.would_loop(src, dst)
 }
 
 /// Cheap checks before a Mobility Header message is punted: the header is

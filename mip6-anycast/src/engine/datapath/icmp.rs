@@ -104,12 +104,19 @@ pub fn packet_too_big(
 }
 
 /// The MTU to report when a packet of `sent_len` octets (after adding
-/// `added` octets) did not fit: below both the configured path MTU and the
-/// size that failed, minus what the engine adds.
+/// `added` octets) did not fit. The raw socket's `EMSGSIZE` does not say
+/// the limit, so: if the packet was larger than the configured path MTU,
+/// that MTU minus what the engine adds; if not, the configuration is wrong
+/// for this path and only the IPv6 minimum (1280) is safe. Either way the
+/// sender needs one round to fit.
 pub fn reported_mtu(path_mtu: u32, sent_len: usize, added: usize) -> u32 {
-    let failed = u32::try_from(sent_len.saturating_sub(1)).unwrap_or(u32::MAX);
+    let sent = u32::try_from(sent_len).unwrap_or(u32::MAX);
     let added = u32::try_from(added).unwrap_or(u32::MAX);
-    path_mtu.min(failed).saturating_sub(added).max(IPV6_MIN_MTU)
+    if sent > path_mtu {
+        path_mtu.saturating_sub(added).max(IPV6_MIN_MTU)
+    } else {
+        IPV6_MIN_MTU
+    }
 }
 
 /// A token bucket for the errors we generate (RFC 4443 2.4 f).
@@ -234,8 +241,10 @@ mod tests {
     #[test]
     fn mtu_and_rate_limit() {
         assert_eq!(reported_mtu(1500, 1524, 24), 1476);
-        assert_eq!(reported_mtu(1500, 1440, 40), 1399);
-        assert_eq!(reported_mtu(1500, 1300, 40), 1280);
+        assert_eq!(reported_mtu(1400, 1440, 40), 1360);
+        // The link is smaller than configured: only the minimum is safe.
+        assert_eq!(reported_mtu(1500, 1484, 24), 1280);
+        assert_eq!(reported_mtu(1300, 1340, 40), 1280);
         let t0 = Instant::now();
         let mut r = RateLimit::new(2, Duration::from_millis(10));
         assert!(r.allow(t0) && r.allow(t0));

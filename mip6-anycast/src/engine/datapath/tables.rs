@@ -252,8 +252,17 @@ pub struct Tables {
     bound_hoas: HashMap<Ipv6Addr, u32>,
     /// Member side: home address -> number of home address bindings.
     hab_hoas: HashMap<Ipv6Addr, u32>,
+    /// Derived from the above: what each address is, so the per-packet
+    /// predicates cost one lookup per address.
+    flags: HashMap<Ipv6Addr, u8>,
     max_entries: usize,
 }
+
+const OURS: u8 = 1;
+const LOCAL: u8 = 2;
+const LOCAL_HOME: u8 = 4;
+const STEERED_TO: u8 = 8;
+const STEERED_FROM: u8 = 16;
 
 impl Default for Tables {
     fn default() -> Self {
@@ -330,12 +339,62 @@ impl Tables {
             home_tunnels: HashMap::new(),
             bound_hoas: HashMap::new(),
             hab_hoas: HashMap::new(),
+            flags: HashMap::new(),
             max_entries,
         }
     }
 
     /// Applies one update.
     pub fn apply(&mut self, u: &TableUpdate) -> Result<(), TableError> {
+        self.apply_tables(u)?;
+        let touched = match *u {
+            TableUpdate::AddLocalAddress { addr } | TableUpdate::RemoveLocalAddress { addr } => {
+                Some(addr)
+            }
+            TableUpdate::AddLocalHomeAddress { hoa }
+            | TableUpdate::RemoveLocalHomeAddress { hoa }
+            | TableUpdate::AddCorrespondentBinding { hoa, .. }
+            | TableUpdate::RemoveCorrespondentBinding { hoa, .. }
+            | TableUpdate::AddHomeAddressBinding { hoa, .. }
+            | TableUpdate::RemoveHomeAddressBinding { hoa, .. }
+            | TableUpdate::AddReverseTunnel { hoa, .. }
+            | TableUpdate::RemoveReverseTunnel { hoa }
+            | TableUpdate::AddHomeTunnel { hoa, .. }
+            | TableUpdate::RemoveHomeTunnel { hoa } => Some(hoa),
+            TableUpdate::Clear => None,
+        };
+        if let Some(a) = touched {
+            self.refresh_flags(a);
+        }
+        Ok(())
+    }
+
+    fn refresh_flags(&mut self, a: Ipv6Addr) {
+        let mut f = 0;
+        if self.local_addresses.contains(&a) {
+            f |= LOCAL | OURS;
+        }
+        if self.local_home_addresses.contains(&a) {
+            f |= LOCAL_HOME | OURS;
+        }
+        if self.bound_hoas.contains_key(&a) || self.home_tunnels.contains_key(&a) {
+            f |= STEERED_TO;
+        }
+        if self.hab_hoas.contains_key(&a) || self.reverse_tunnels.contains_key(&a) {
+            f |= STEERED_FROM;
+        }
+        if f == 0 {
+            self.flags.remove(&a);
+        } else {
+            self.flags.insert(a, f);
+        }
+    }
+
+    fn has(&self, a: &Ipv6Addr, flag: u8) -> bool {
+        self.flags.get(a).is_some_and(|f| f & flag != 0)
+    }
+
+    fn apply_tables(&mut self, u: &TableUpdate) -> Result<(), TableError> {
         let max = self.max_entries;
         match *u {
             TableUpdate::AddLocalAddress { addr } => {
@@ -455,17 +514,17 @@ impl Tables {
 
     /// `addr` is one of our non-home addresses.
     pub fn is_local(&self, addr: &Ipv6Addr) -> bool {
-        self.local_addresses.contains(addr)
+        self.has(addr, LOCAL)
     }
 
     /// `hoa` is one of our home addresses.
     pub fn is_local_home(&self, hoa: &Ipv6Addr) -> bool {
-        self.local_home_addresses.contains(hoa)
+        self.has(hoa, LOCAL_HOME)
     }
 
     /// `addr` is ours: a local address or a local home address.
     pub fn is_ours(&self, addr: &Ipv6Addr) -> bool {
-        self.is_local(addr) || self.is_local_home(addr)
+        self.has(addr, OURS)
     }
 
     /// The care-of address bound for (`cn`, `hoa`).
@@ -569,13 +628,24 @@ impl Tables {
     /// Packets to `dst` are routed into the TUN: a home address with a
     /// correspondent binding or a home tunnel.
     pub fn is_steered_to(&self, dst: &Ipv6Addr) -> bool {
-        self.bound_hoas.contains_key(dst) || self.home_tunnels.contains_key(dst)
+        self.has(dst, STEERED_TO)
     }
 
     /// Packets from `src` are routed into the TUN: a home address with a
     /// home address binding or a reverse tunnel.
     pub fn is_steered_from(&self, src: &Ipv6Addr) -> bool {
-        self.hab_hoas.contains_key(src) || self.reverse_tunnels.contains_key(src)
+        self.has(src, STEERED_FROM)
+    }
+
+    /// The loop guard's question in one lookup per address: would a packet
+    /// from `src` to `dst` written into the TUN be routed back into it
+    /// (destination steered, or source steered and the packet not ours)?
+    pub fn would_loop(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        let d = self.flags.get(dst).copied().unwrap_or(0);
+        if d & STEERED_TO != 0 {
+            return true;
+        }
+        d & OURS == 0 && self.has(src, STEERED_FROM)
     }
 
     /// The "to" routes the tables need: home tunnels leave room for an
@@ -699,6 +769,34 @@ mod tests {
         assert!(!t.is_steered_from(&x));
         t.apply(&TableUpdate::Clear).unwrap();
         assert_eq!(t.sizes(), TableSizes::default());
+    }
+
+    #[test]
+    fn derived_flags_follow_every_change() {
+        let mut t = Tables::default();
+        let (x, coa, ha) = (a("2001:db8:ff::1"), a("2001:db8:2::2"), a("2001:db8:1::1"));
+        t.apply(&TableUpdate::AddLocalHomeAddress { hoa: x })
+            .unwrap();
+        assert!(t.is_ours(&x) && t.is_local_home(&x) && !t.is_local(&x));
+        t.apply(&TableUpdate::AddReverseTunnel {
+            hoa: x,
+            coa,
+            home_agent: ha,
+        })
+        .unwrap();
+        assert!(t.is_steered_from(&x) && !t.would_loop(&x, &x));
+        assert!(t.would_loop(&x, &ha));
+        t.apply(&TableUpdate::RemoveLocalHomeAddress { hoa: x })
+            .unwrap();
+        assert!(!t.is_ours(&x) && t.is_steered_from(&x));
+        t.apply(&TableUpdate::RemoveReverseTunnel { hoa: x })
+            .unwrap();
+        assert!(!t.is_steered_from(&x) && !t.would_loop(&x, &ha));
+        assert!(t.flags.is_empty());
+        t.apply(&TableUpdate::AddLocalAddress { addr: coa })
+            .unwrap();
+        t.apply(&TableUpdate::Clear).unwrap();
+        assert!(!t.is_local(&coa) && t.flags.is_empty());
     }
 
     #[test]
