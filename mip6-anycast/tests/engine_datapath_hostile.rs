@@ -15,7 +15,7 @@ mod engine_datapath_util;
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
 
-use engine_datapath_util::lab::{EchoClient, Node, World, echo_server, eventually, x};
+use engine_datapath_util::lab::{EchoClient, Node, World, echo_server, eventually, join_server, x};
 use engine_datapath_util::packets::{a, hop_limit, hot, ipv6, tcp, tunnel, with_hao, with_rh2};
 use engine_datapath_util::sys::udp;
 use engine_datapath_util::wire_tap::{Capture, Injector, rh2_of};
@@ -293,12 +293,7 @@ async fn hostile_input_is_counted_and_the_connection_survives() {
         assert!(n.running());
     }
     let total = client.finish().await;
-    let served = tokio::task::spawn_blocking(move || server.join())
-        .await
-        .expect("join")
-        .expect("server thread")
-        .expect("echo server");
-    assert_eq!(served, total);
+    assert_eq!(join_server(server).await, total);
     w.shutdown().await;
 }
 

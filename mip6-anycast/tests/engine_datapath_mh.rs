@@ -130,19 +130,17 @@ async fn hao_without_binding_is_dropped_and_reported() {
     sock.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
     let datagram = |payload: &[u8]| with_hao(&udp(x(), c, 5000, 6000, payload), k);
 
+    let refused = Punt::HaoWithoutBinding {
+        src: k,
+        dst: c,
+        hoa: x(),
+    };
     // No binding at all.
     w.k.engine
         .send(datagram(b"no binding"), SendVia::Direct)
         .await
         .expect("send");
-    assert_eq!(
-        w.c.next_punt().await,
-        Punt::HaoWithoutBinding {
-            src: k,
-            dst: c,
-            hoa: x()
-        }
-    );
+    assert_eq!(w.c.next_punt().await, refused);
     // A binding to another care-of address (RFC 6275 9.3.1).
     w.c.program(vec![TableUpdate::AddCorrespondentBinding {
         cn: c,
@@ -154,14 +152,7 @@ async fn hao_without_binding_is_dropped_and_reported() {
         .send(datagram(b"wrong care-of address"), SendVia::Direct)
         .await
         .expect("send");
-    assert_eq!(
-        w.c.next_punt().await,
-        Punt::HaoWithoutBinding {
-            src: k,
-            dst: c,
-            hoa: x()
-        }
-    );
+    assert_eq!(w.c.next_punt().await, refused);
     let s = w.c.stats().await;
     assert_eq!(s.drop_count(DropReason::HaoWithoutBinding), 2);
     assert_eq!(s.action(Action::HaoStripped).packets, 0);

@@ -15,18 +15,20 @@
 mod engine_datapath_util;
 
 use engine_datapath_util::lab::{
-    Digest, EchoClient, World, bulk_send, connect_from, echo_server, sink_server, x,
+    Digest, EchoClient, World, bulk_send, connect_from, echo_server, join_server, sink_server, x,
 };
 use engine_datapath_util::wire_tap::{Capture, TCP_RST, hao_of, rh2_of, tcp_flags, tunnel_of};
 use mip6_anycast::engine::datapath::{Action, BindingKey, DropReason, EngineStats};
 use mip6_anycast::require_root;
 
-async fn join_server(server: std::thread::JoinHandle<std::io::Result<u64>>) -> u64 {
-    tokio::task::spawn_blocking(move || server.join())
-        .await
-        .expect("join")
-        .expect("server thread")
-        .expect("echo server")
+/// No TCP RST anywhere on the wire (also inside tunnels).
+fn assert_no_rst(frames: &[Vec<u8>]) {
+    assert!(
+        !frames
+            .iter()
+            .any(|f| tcp_flags(f).is_some_and(|fl| fl & TCP_RST != 0)),
+        "a TCP RST was sent"
+    );
 }
 
 fn count(s: &EngineStats, a: Action) -> u64 {
@@ -104,11 +106,7 @@ async fn home_agent_tunnel_carries_a_kernel_tcp_connection() {
             .iter()
             .any(|f| tunnel_of(f) == Some((w.k.addr, w.ha.addr)))
     );
-    assert!(
-        !frames
-            .iter()
-            .any(|f| tcp_flags(f).is_some_and(|fl| fl & TCP_RST != 0))
-    );
+    assert_no_rst(&frames);
     w.shutdown().await;
 }
 
@@ -183,11 +181,7 @@ async fn route_optimization_takes_over_a_live_connection() {
             .any(|f| hao_of(f) == Some((w.k.addr, w.c.addr, x()))),
         "no HAO K -> C"
     );
-    assert!(
-        !frames
-            .iter()
-            .any(|f| tcp_flags(f).is_some_and(|fl| fl & TCP_RST != 0))
-    );
+    assert_no_rst(&frames);
     w.shutdown().await;
 }
 
@@ -210,12 +204,7 @@ async fn packet_too_big_after_rewrite_reaches_the_local_sender() {
             .await
             .expect("join")
             .unwrap_or_else(|e| panic!("bulk transfer: {e}"));
-        let got = tokio::task::spawn_blocking(move || server.join())
-            .await
-            .expect("join")
-            .expect("sink thread")
-            .expect("sink");
-        assert_eq!(got, sent);
+        assert_eq!(join_server(server).await, sent);
     };
     transfer(stream, server).await;
     let c = w.c.stats().await;

@@ -22,7 +22,7 @@ use mip6_anycast::engine::datapath::{
     Engine, EngineConfig, EngineExit, EngineHandle, EngineIo, EngineStats, Punt, TableUpdate,
 };
 use mip6_anycast::engine::netlink::{AddrOptions, Route6};
-use mip6_anycast::engine::netns;
+use mip6_anycast::engine::netns::{self, NetnsWorker};
 use mip6_anycast::engine::steer::{Steering, SteeringConfig};
 use mip6_anycast::engine::testing::Lab;
 use tokio::sync::mpsc;
@@ -61,6 +61,8 @@ pub struct Node {
     pub punts: mpsc::Receiver<Punt>,
     /// The engine task.
     pub task: Option<JoinHandle<EngineExit>>,
+    /// The namespace worker the engine runs on, if not the test's runtime.
+    pub worker: Option<NetnsWorker>,
 }
 
 impl Node {
@@ -102,7 +104,10 @@ pub struct World {
     pub lab: Lab,
 }
 
-async fn start_engine(lab: &Lab, node: usize, link: usize) -> Node {
+/// Starts an engine for `node` on its link `link` to R: on the test's
+/// runtime, or with `on_worker` on a [`NetnsWorker`] inside the node's
+/// namespace (as a daemon would run it).
+async fn start_engine(lab: &Lab, node: usize, link: usize, on_worker: bool) -> Node {
     let l = lab.link(link).clone();
     let (ifname, _, addr) = l.end(node).expect("node on link");
     let r = l.peer(node).expect("peer");
@@ -112,7 +117,12 @@ async fn start_engine(lab: &Lab, node: usize, link: usize) -> Node {
         .await
         .expect("install steering");
     let io = EngineIo::from_steering(steering, tun).expect("engine io");
-    let running = Engine::start(io, EngineConfig::default()).expect("start engine");
+    let worker = on_worker.then(|| NetnsWorker::start(lab.ns(node)).expect("namespace worker"));
+    let running = match &worker {
+        Some(w) => Engine::start_on(w.handle(), io, EngineConfig::default()),
+        None => Engine::start(io, EngineConfig::default()),
+    }
+    .expect("start engine");
     Node {
         ns: lab.ns(node).to_string(),
         addr,
@@ -122,6 +132,7 @@ async fn start_engine(lab: &Lab, node: usize, link: usize) -> Node {
         engine: running.handle,
         punts: running.punts,
         task: Some(running.task),
+        worker,
     }
 }
 
@@ -162,9 +173,9 @@ impl World {
             .await
             .expect("X usable");
 
-        let c = start_engine(&lab, 0, 0).await;
-        let ha = start_engine(&lab, 2, 1).await;
-        let k = start_engine(&lab, 3, 2).await;
+        let c = start_engine(&lab, 0, 0, false).await;
+        let ha = start_engine(&lab, 2, 1, true).await;
+        let k = start_engine(&lab, 3, 2, false).await;
         c.program(vec![TableUpdate::AddLocalAddress { addr: c.addr }])
             .await;
         ha.program(vec![
@@ -223,6 +234,7 @@ impl World {
             if let Some(s) = exit.steering {
                 s.remove().await.expect("remove steering");
             }
+            drop(n.worker.take());
         }
     }
 }
@@ -443,6 +455,15 @@ impl EchoClient {
             .expect("client thread")
             .unwrap_or_else(|e| panic!("echo client failed: {e}"))
     }
+}
+
+/// Joins a server thread from async code and unwraps its result.
+pub async fn join_server<T: Send + 'static>(h: ThreadHandle<std::io::Result<T>>) -> T {
+    tokio::task::spawn_blocking(move || h.join())
+        .await
+        .expect("join")
+        .expect("server thread")
+        .expect("server")
 }
 
 /// Polls `f` until it returns true (fails after the hang guard).

@@ -129,6 +129,18 @@ pub struct EngineExit {
 pub struct Engine;
 
 impl Engine {
+    /// Like [`Engine::start`] on runtime `rt` (e.g. a
+    /// [`NetnsWorker`](crate::engine::netns::NetnsWorker)'s handle),
+    /// callable from anywhere.
+    pub fn start_on(
+        rt: &tokio::runtime::Handle,
+        io: EngineIo,
+        cfg: EngineConfig,
+    ) -> Result<RunningEngine, EngineError> {
+        let _entered = rt.enter();
+        Self::start(io, cfg)
+    }
+
     /// Registers the TUN and raw socket with the current tokio runtime and
     /// spawns the engine task on it. Must be called from inside a runtime.
     pub fn start(io: EngineIo, cfg: EngineConfig) -> Result<RunningEngine, EngineError> {
@@ -441,16 +453,13 @@ impl Task {
             .copied()
             .collect();
         for a in stale_to {
-            match st.unsteer_to(a).await {
-                Ok(()) => {}
-                Err(SteerError::Netlink(e)) if e.is_not_found() => {}
-                Err(e) => {
-                    note(e);
-                    continue;
+            match gone(st.unsteer_to(a).await) {
+                Ok(()) => {
+                    debug!(hoa = %a, "no longer steering to home address");
+                    self.steered_to.remove(&a);
                 }
+                Err(e) => note(e),
             }
-            debug!(hoa = %a, "no longer steering to home address");
-            self.steered_to.remove(&a);
         }
         let stale_from: Vec<Ipv6Addr> = self
             .steered_from
@@ -459,16 +468,13 @@ impl Task {
             .copied()
             .collect();
         for a in stale_from {
-            match st.unsteer_from(a, 128).await {
-                Ok(()) => {}
-                Err(SteerError::Netlink(e)) if e.is_not_found() => {}
-                Err(e) => {
-                    note(e);
-                    continue;
+            match gone(st.unsteer_from(a, 128).await) {
+                Ok(()) => {
+                    debug!(hoa = %a, "no longer steering from home address");
+                    self.steered_from.remove(&a);
                 }
+                Err(e) => note(e),
             }
-            debug!(hoa = %a, "no longer steering from home address");
-            self.steered_from.remove(&a);
         }
         first.map_or(Ok(()), |e| Err(e.into()))
     }
@@ -523,6 +529,14 @@ impl Task {
         self.dp
             .counters()
             .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost)
+    }
+}
+
+/// A removal that found nothing to remove succeeded.
+fn gone(r: Result<(), SteerError>) -> Result<(), SteerError> {
+    match r {
+        Err(SteerError::Netlink(e)) if e.is_not_found() => Ok(()),
+        other => other,
     }
 }
 
