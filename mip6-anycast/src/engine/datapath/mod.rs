@@ -10,8 +10,8 @@
 //! those rules, and writes what the kernel should deliver or forward into
 //! the TUN.
 //!
-//! - [`tables`]: [`Tables`] and the [`TableUpdate`] messages that program
-//!   them; binding usage.
+//! - [`tables`]: [`Tables`], binding usage, the steering they need;
+//!   [`update`]: the [`TableUpdate`] messages that program them.
 //! - [`classify`]: the table decisions (origin, outbound choice, tunnel
 //!   acceptance, loop guard, Mobility Header check).
 //! - [`process`]: [`Datapath::process`], classify + rewrite in place, no
@@ -30,6 +30,7 @@ pub mod icmp;
 pub mod process;
 pub mod stats;
 pub mod tables;
+pub mod update;
 
 pub use classify::TunnelOuter;
 pub use engine::{Engine, EngineConfig, EngineExit, EngineIo, RunningEngine};

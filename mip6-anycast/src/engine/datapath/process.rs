@@ -19,8 +19,12 @@
 //!    RFC 6275 9.3.1) and is stripped, else the packet is dropped and
 //!    reported ([`PuntInfo::HaoWithoutBinding`]).
 //! 5. The result is written into the TUN (delivered or forwarded by the
-//!    kernel), or, at a home agent, a decapsulated packet for another
-//!    registered home address goes straight into that home tunnel.
+//!    kernel), or, at a home agent, a packet for a registered home address
+//!    goes straight into that home tunnel (hop limit decremented).
+//! 6. Steered in without any Mobile IPv6 header (another routing type,
+//!    other destination options): handed back to the kernel unchanged —
+//!    never through the outbound tables, so a packet from outside that
+//!    claims one of our home addresses is not tunnelled on its behalf.
 //!
 //! Outbound (routed into the TUN by the steering rules): see
 //! [`classify::outbound`]: home tunnel, RH2, HAO, reverse tunnel, pass
