@@ -14,9 +14,11 @@
 //! - [`testing`]: the root guard and the namespace [`testing::Lab`] used by
 //!   every namespace test in the workspace.
 //!
-//! The packet-processing loop owns one [`tun::AsyncTun`], one
-//! [`rawsock::RawSender`] and a [`netlink::Netlink`] per namespace.
+//! The packet-processing loop, [`datapath`], owns one [`tun::AsyncTun`],
+//! one [`rawsock::RawSender`] and (optionally) the [`steer::Steering`] of
+//! its namespace, and is programmed through table updates.
 
+pub mod datapath;
 pub mod netlink;
 pub mod netns;
 pub mod rawsock;

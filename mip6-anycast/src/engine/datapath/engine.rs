@@ -1,0 +1,601 @@
+//! The engine task: one tokio task that owns the tables, the TUN, the raw
+//! socket and (optionally) the steering, and loops on TUN reads, table
+//! updates and control-plane sends.
+//!
+//! Per packet there is no allocation: one buffer with [`HEADROOM`] in
+//! front receives every packet, [`Datapath::process`] edits it in place,
+//! and the result is written from the same buffer. After a wake-up the loop
+//! drains up to [`EngineConfig::batch`] queued packets with non-blocking
+//! reads and reads the clock once per batch. Table updates are applied
+//! between packets; when the engine owns the [`Steering`] it then installs
+//! or removes the "to HoA" routes and "from X" rules the tables need
+//! (awaiting netlink, which pauses the packet loop for that long).
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, trace};
+
+use super::classify;
+use super::handle::{Command, EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
+use super::icmp::{self, RateLimit};
+use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
+use super::stats::{Action, BindingStats, DropReason, EngineStats};
+use super::tables::TableUpdate;
+use crate::engine::netlink::Rule6;
+use crate::engine::rawsock::{AsyncRawSender, RawSender, RawSockError};
+use crate::engine::steer::{Headroom, SteerError, Steering};
+use crate::engine::tun::{AsyncTun, Tun};
+use crate::wire::{self, Bounds, Ipv6Packet, TunnelParams, edit};
+
+/// Largest packet the engine reads or sends (an IPv6 payload length of
+/// 65535 plus the fixed header).
+const MAX_PACKET: usize = 65535 + wire::IPV6_HEADER_LEN;
+
+/// Settings of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The pure datapath's settings.
+    pub datapath: DatapathConfig,
+    /// Capacity of the punt queue; when full, punts are dropped and
+    /// counted.
+    pub punt_capacity: usize,
+    /// Capacity of the command queue.
+    pub command_capacity: usize,
+    /// Packets read per wake-up before commands are looked at again.
+    pub batch: usize,
+    /// Path MTU assumed for ICMPv6 Packet Too Big; `None`: the steering's
+    /// `path_mtu`, else 1500.
+    pub path_mtu: Option<u32>,
+    /// Send ICMPv6 Packet Too Big into the TUN when a rewritten packet no
+    /// longer fits.
+    pub icmp_too_big: bool,
+    /// Packet Too Big messages at once, then one per
+    /// [`EngineConfig::icmp_interval`].
+    pub icmp_burst: u32,
+    /// See [`EngineConfig::icmp_burst`].
+    pub icmp_interval: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            datapath: DatapathConfig::default(),
+            punt_capacity: 1024,
+            command_capacity: 256,
+            batch: 64,
+            path_mtu: None,
+            icmp_too_big: true,
+            icmp_burst: 10,
+            icmp_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The kernel objects the engine runs on.
+#[derive(Debug)]
+pub struct EngineIo {
+    /// The engine's TUN (steered packets come out of it; packets written
+    /// into it enter the kernel).
+    pub tun: Tun,
+    /// The marked raw socket rewritten packets leave through.
+    pub raw: RawSender,
+    /// The steering, if the engine should keep its routes and rules in
+    /// line with the tables (see [`super::Tables::wanted_steer_to`]).
+    pub steering: Option<Steering>,
+}
+
+impl EngineIo {
+    /// The TUN and raw socket of `steering`, which the engine then owns and
+    /// keeps in line with the tables.
+    pub fn from_steering(steering: Steering, tun: Tun) -> Result<Self, EngineError> {
+        let raw = steering.raw_sender()?;
+        Ok(Self {
+            tun,
+            raw,
+            steering: Some(steering),
+        })
+    }
+}
+
+/// A started engine.
+#[derive(Debug)]
+pub struct RunningEngine {
+    /// Handle for the control plane.
+    pub handle: EngineHandle,
+    /// Mobility Header messages and binding errors for the control plane.
+    pub punts: mpsc::Receiver<Punt>,
+    /// The task; it returns when stopped.
+    pub task: JoinHandle<EngineExit>,
+}
+
+/// What the engine task returns.
+#[derive(Debug)]
+pub struct EngineExit {
+    /// The steering it owned (call [`Steering::remove`] to undo it).
+    pub steering: Option<Steering>,
+    /// Final counters.
+    pub stats: EngineStats,
+    /// Why it stopped: `Ok` on shutdown or when every handle was dropped.
+    pub result: Result<(), EngineError>,
+}
+
+/// Starts engines.
+#[derive(Debug)]
+pub struct Engine;
+
+impl Engine {
+    /// Like [`Engine::start`] on runtime `rt` (e.g. a
+    /// [`NetnsWorker`](crate::engine::netns::NetnsWorker)'s handle),
+    /// callable from anywhere.
+    pub fn start_on(
+        rt: &tokio::runtime::Handle,
+        io: EngineIo,
+        cfg: EngineConfig,
+    ) -> Result<RunningEngine, EngineError> {
+        let _entered = rt.enter();
+        Self::start(io, cfg)
+    }
+
+    /// Registers the TUN and raw socket with the current tokio runtime and
+    /// spawns the engine task on it. Must be called from inside a runtime.
+    pub fn start(io: EngineIo, cfg: EngineConfig) -> Result<RunningEngine, EngineError> {
+        let tun = io.tun.into_async()?;
+        let raw = io.raw.into_async()?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity.max(1));
+        let (punt_tx, punt_rx) = mpsc::channel(cfg.punt_capacity.max(1));
+        let path_mtu = cfg
+            .path_mtu
+            .or(io.steering.as_ref().map(|s| s.config().path_mtu))
+            .unwrap_or(1500);
+        let task = Task {
+            dp: Datapath::new(cfg.datapath),
+            buf: vec![0u8; HEADROOM + MAX_PACKET],
+            scratch: Vec::new(),
+            icmp_buf: vec![0u8; crate::engine::steer::IPV6_MIN_MTU as usize],
+            icmp_limit: RateLimit::new(cfg.icmp_burst, cfg.icmp_interval),
+            tun,
+            raw,
+            steering: io.steering,
+            steered_to: HashMap::new(),
+            steered_from: HashSet::new(),
+            cmds: cmd_rx,
+            punts: punt_tx,
+            punts_lost: 0,
+            path_mtu,
+            cfg,
+        };
+        let task = tokio::spawn(task.run());
+        Ok(RunningEngine {
+            handle: EngineHandle { cmds: cmd_tx },
+            punts: punt_rx,
+            task,
+        })
+    }
+}
+
+struct Task {
+    dp: Datapath,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    icmp_buf: Vec<u8>,
+    icmp_limit: RateLimit,
+    tun: AsyncTun,
+    raw: AsyncRawSender,
+    steering: Option<Steering>,
+    steered_to: HashMap<Ipv6Addr, Headroom>,
+    steered_from: HashSet<Ipv6Addr>,
+    cmds: mpsc::Receiver<Command>,
+    punts: mpsc::Sender<Punt>,
+    punts_lost: u64,
+    path_mtu: u32,
+    cfg: EngineConfig,
+}
+
+enum Event {
+    Command(Option<Command>),
+    Read(io::Result<usize>),
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+impl Task {
+    async fn run(mut self) -> EngineExit {
+        let result = self.main_loop().await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "engine stopped");
+        }
+        EngineExit {
+            stats: self.stats(Instant::now()),
+            steering: self.steering.take(),
+            result,
+        }
+    }
+
+    async fn main_loop(&mut self) -> Result<(), EngineError> {
+        loop {
+            let ev = {
+                let buf = &mut self.buf[HEADROOM..];
+                tokio::select! {
+                    biased;
+                    c = self.cmds.recv() => Event::Command(c),
+                    r = self.tun.recv(buf) => Event::Read(r),
+                }
+            };
+            match ev {
+                Event::Command(None) => return Ok(()),
+                Event::Command(Some(Command::Shutdown(reply))) => {
+                    let _ = reply.send(());
+                    return Ok(());
+                }
+                Event::Command(Some(c)) => self.command(c).await,
+                Event::Read(Err(e)) if transient(&e) => {}
+                Event::Read(Err(source)) => {
+                    return Err(EngineError::Io { op: "read", source });
+                }
+                Event::Read(Ok(n)) => {
+                    let now = Instant::now();
+                    self.packet(n, now).await;
+                    for _ in 1..self.cfg.batch {
+                        match self.tun.try_recv(&mut self.buf[HEADROOM..]) {
+                            Ok(n) => self.packet(n, now).await,
+                            Err(e) if transient(&e) => break,
+                            Err(source) => return Err(EngineError::Io { op: "read", source }),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn packet(&mut self, n: usize, now: Instant) {
+        let b = Bounds {
+            start: HEADROOM,
+            len: n,
+        };
+        match self.dp.process(&mut self.buf, b, now) {
+            Verdict::Tun(b) => self.write_tun(b).await,
+            Verdict::Wire { bounds, rewrite } => self.send_wire(bounds, rewrite, now).await,
+            Verdict::Punt(p) => self.punt(p, now),
+            Verdict::Drop(reason) => {
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    let pkt = &self.buf[HEADROOM..HEADROOM + n];
+                    let (src, dst) = Ipv6Packet::new_checked(pkt)
+                        .map(|p| (p.src_addr(), p.dst_addr()))
+                        .unwrap_or((Ipv6Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED));
+                    trace!(?reason, %src, %dst, nh = pkt.get(6), len = n, "drop");
+                }
+            }
+        }
+    }
+
+    async fn write_tun(&mut self, b: Bounds) {
+        match self.tun.send(&self.buf[b.range()]).await {
+            Ok(_) => self.dp.counters_mut().to_tun.add(b.len),
+            Err(e) => {
+                debug!(error = %e, "TUN write failed");
+                self.dp
+                    .counters_mut()
+                    .drop(DropReason::TunWriteFailed, b.len);
+            }
+        }
+    }
+
+    async fn send_wire(&mut self, b: Bounds, rewrite: Rewrite, now: Instant) {
+        match self.raw.send(&self.buf[b.range()]).await {
+            Ok(_) => self.dp.counters_mut().to_wire.add(b.len),
+            Err(RawSockError::TooBig { len }) => {
+                self.dp.counters_mut().drop(DropReason::TooBig, len);
+                self.too_big(b, rewrite, now).await;
+            }
+            Err(e) => {
+                trace!(error = %e, "raw send failed");
+                self.dp.counters_mut().drop(DropReason::SendFailed, b.len);
+            }
+        }
+    }
+
+    /// RFC 4443 3.2 / RFC 2473 7.1: tells the sender of a packet that no
+    /// longer fits after our rewrite, through the TUN.
+    async fn too_big(&mut self, b: Bounds, rewrite: Rewrite, now: Instant) {
+        if !self.cfg.icmp_too_big {
+            return;
+        }
+        let Some(orig) = icmp::original(&self.buf, b, rewrite, &mut self.scratch) else {
+            return;
+        };
+        if !icmp::may_report(orig) || !self.icmp_limit.allow(now) {
+            return;
+        }
+        let ip = Ipv6Packet::new_unchecked(orig);
+        // From the destination the sender was trying to reach: the kernel
+        // matches the error to its socket by the quoted header.
+        let (src, dst) = (ip.dst_addr(), ip.src_addr());
+        let mtu = icmp::reported_mtu(self.path_mtu, b.len, b.len.saturating_sub(orig.len()));
+        let n = match icmp::packet_too_big(orig, src, mtu, &mut self.icmp_buf) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        if classify::would_loop(self.dp.tables(), &src, &dst) {
+            return;
+        }
+        debug!(%dst, mtu, "packet too big after rewrite, telling the sender");
+        if self.tun.send(&self.icmp_buf[..n]).await.is_ok() {
+            let c = self.dp.counters_mut();
+            c.action(Action::IcmpTooBigSent, n);
+            c.to_tun.add(n);
+        }
+    }
+
+    fn punt(&mut self, p: PuntInfo, now: Instant) {
+        let (punt, len) = match p {
+            PuntInfo::Mobility {
+                bounds,
+                mh_type,
+                tunnel,
+            } => (
+                Punt::Mobility(MobilityPunt {
+                    packet: self.buf[bounds.range()].to_vec(),
+                    mh_type,
+                    tunnel,
+                    received: now,
+                }),
+                bounds.len,
+            ),
+            PuntInfo::HaoWithoutBinding { src, dst, hoa } => {
+                (Punt::HaoWithoutBinding { src, dst, hoa }, 0)
+            }
+        };
+        let is_mobility = matches!(punt, Punt::Mobility(_));
+        match self.punts.try_send(punt) {
+            Ok(()) => self.dp.counters_mut().punted.add(len),
+            Err(_) => {
+                self.punts_lost += 1;
+                if is_mobility {
+                    self.dp.counters_mut().drop(DropReason::PuntQueueFull, len);
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::Update(updates, reply) => {
+                let r = self.update(&updates).await;
+                let _ = reply.send(r);
+            }
+            Command::Send(packet, via, reply) => {
+                let r = self.control_send(&packet, via).await;
+                let _ = reply.send(r);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats(Instant::now()));
+            }
+            Command::Usage(key, reply) => {
+                let _ = reply.send(self.dp.tables().usage(&key));
+            }
+            // Handled by the loop.
+            Command::Shutdown(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    async fn update(&mut self, updates: &[TableUpdate]) -> Result<(), EngineError> {
+        let mut result = Ok(());
+        for u in updates {
+            let span = update_span(u);
+            let _enter = span.enter();
+            if let Err(e) = self.dp.apply(u) {
+                debug!(error = %e, "table update refused");
+                result = Err(e.into());
+                break;
+            }
+            debug!("table updated");
+        }
+        let synced = self.sync_steering().await;
+        result.and(synced)
+    }
+
+    /// Installs the routes and rules the tables want, removes the rest.
+    async fn sync_steering(&mut self) -> Result<(), EngineError> {
+        let Some(st) = &self.steering else {
+            return Ok(());
+        };
+        let want_to = self.dp.tables().wanted_steer_to();
+        let want_from = self.dp.tables().wanted_steer_from();
+        let mut first: Option<SteerError> = None;
+        let mut note = |e: SteerError| {
+            if first.is_none() {
+                first = Some(e);
+            }
+        };
+        let mut added_to = false;
+        for (&a, &h) in &want_to {
+            if self.steered_to.get(&a) != Some(&h) {
+                match st.steer_to(a, h).await {
+                    Ok(()) => {
+                        debug!(hoa = %a, headroom = h.bytes(), "steering to home address");
+                        self.steered_to.insert(a, h);
+                        added_to = true;
+                    }
+                    Err(e) => note(e),
+                }
+            }
+        }
+        if added_to && let Err(e) = invalidate_route_caches(st).await {
+            note(e);
+        }
+        for &a in &want_from {
+            if !self.steered_from.contains(&a) {
+                match st.steer_from(a, 128).await {
+                    Ok(()) => {
+                        debug!(hoa = %a, "steering from home address");
+                        self.steered_from.insert(a);
+                    }
+                    Err(e) => note(e),
+                }
+            }
+        }
+        let stale_to: Vec<Ipv6Addr> = self
+            .steered_to
+            .keys()
+            .filter(|a| !want_to.contains_key(a))
+            .copied()
+            .collect();
+        for a in stale_to {
+            match gone(st.unsteer_to(a).await) {
+                Ok(()) => {
+                    debug!(hoa = %a, "no longer steering to home address");
+                    self.steered_to.remove(&a);
+                }
+                Err(e) => note(e),
+            }
+        }
+        let stale_from: Vec<Ipv6Addr> = self
+            .steered_from
+            .iter()
+            .filter(|a| !want_from.contains(a))
+            .copied()
+            .collect();
+        for a in stale_from {
+            match gone(st.unsteer_from(a, 128).await) {
+                Ok(()) => {
+                    debug!(hoa = %a, "no longer steering from home address");
+                    self.steered_from.remove(&a);
+                }
+                Err(e) => note(e),
+            }
+        }
+        first.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    async fn control_send(&mut self, packet: &[u8], via: SendVia) -> Result<(), EngineError> {
+        let ip = Ipv6Packet::new_checked(packet)?;
+        if ip.total_len() != packet.len() {
+            return Err(wire::Error::BadInnerLength {
+                inner: ip.total_len(),
+                outer: packet.len(),
+            }
+            .into());
+        }
+        let dst = self
+            .buf
+            .get_mut(HEADROOM..HEADROOM + packet.len())
+            .ok_or(wire::Error::PayloadTooLong(packet.len()))?;
+        dst.copy_from_slice(packet);
+        let mut b = Bounds {
+            start: HEADROOM,
+            len: packet.len(),
+        };
+        if let Some((src, dst)) = via.tunnel() {
+            let params = TunnelParams {
+                hop_limit: self.cfg.datapath.tunnel_hop_limit,
+                ..TunnelParams::new(src, dst)
+            };
+            b = edit::encapsulate(&mut self.buf, b.start, b.len, &params)?;
+        }
+        self.raw.send(&self.buf[b.range()]).await?;
+        let c = self.dp.counters_mut();
+        c.action(Action::ControlSent, b.len);
+        c.to_wire.add(b.len);
+        Ok(())
+    }
+
+    fn stats(&self, now: Instant) -> EngineStats {
+        let bindings = self
+            .dp
+            .tables()
+            .usages()
+            .into_iter()
+            .map(|(key, u)| BindingStats {
+                key,
+                packets: u.packets,
+                bytes: u.bytes,
+                idle_ms: u.last_used.map(|t| {
+                    u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)
+                }),
+            })
+            .collect();
+        self.dp
+            .counters()
+            .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost)
+    }
+}
+
+/// A removal that found nothing to remove succeeded.
+fn gone(r: Result<(), SteerError>) -> Result<(), SteerError> {
+    match r {
+        Err(SteerError::Netlink(e)) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes established sockets see new "to" routes.
+///
+/// IPv6 sockets cache their route and revalidate it against a serial
+/// number of the routing tree it came from: a route added to the steering
+/// table leaves a connection routed by the main table on its old path. A
+/// rule change renumbers every tree (`rt_genid_bump_ipv6`), so add and
+/// delete a rule that matches nothing (from `::` to `::`, never a real
+/// packet) just after the steering rules.
+async fn invalidate_route_caches(st: &Steering) -> Result<(), SteerError> {
+    let cfg = st.config();
+    let nothing = Rule6::new(cfg.rule_priority + 2, cfg.table)
+        .source(Ipv6Addr::UNSPECIFIED, 128)
+        .destination(Ipv6Addr::UNSPECIFIED, 128);
+    let nl = st.netlink();
+    match nl.add_rule(&nothing).await {
+        Ok(()) => {}
+        Err(e) if e.is_exists() => {}
+        Err(e) => return Err(e.into()),
+    }
+    match nl.del_rule(&nothing).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A debug span naming the binding an update concerns.
+fn update_span(u: &TableUpdate) -> tracing::Span {
+    use TableUpdate as U;
+    match u {
+        U::AddCorrespondentBinding { cn, hoa, coa } => {
+            tracing::debug_span!("correspondent binding", %cn, %hoa, %coa)
+        }
+        U::RemoveCorrespondentBinding { cn, hoa } => {
+            tracing::debug_span!("correspondent binding", %cn, %hoa, removed = true)
+        }
+        U::AddHomeAddressBinding { hoa, peer, coa } => {
+            tracing::debug_span!("home address binding", %hoa, %peer, %coa)
+        }
+        U::RemoveHomeAddressBinding { hoa, peer } => {
+            tracing::debug_span!("home address binding", %hoa, %peer, removed = true)
+        }
+        U::AddReverseTunnel {
+            hoa,
+            coa,
+            home_agent,
+        } => tracing::debug_span!("reverse tunnel", %hoa, %coa, %home_agent),
+        U::RemoveReverseTunnel { hoa } => {
+            tracing::debug_span!("reverse tunnel", %hoa, removed = true)
+        }
+        U::AddHomeTunnel {
+            hoa,
+            home_agent,
+            coa,
+        } => tracing::debug_span!("home tunnel", %hoa, %home_agent, %coa),
+        U::RemoveHomeTunnel { hoa } => tracing::debug_span!("home tunnel", %hoa, removed = true),
+        other => tracing::debug_span!("table", update = ?other),
+    }
+}

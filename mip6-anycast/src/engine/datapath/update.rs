@@ -1,0 +1,144 @@
+//! The messages a control plane programs the tables with
+//! ([`TableUpdate`]), and the names of bindings for usage queries
+//! ([`BindingKey`]). Serializable, so a daemon can log them or accept them
+//! on its control socket.
+
+use std::net::Ipv6Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// A change to the tables. `Add*` replaces an entry with the same key
+/// (keeping its usage counters); `Remove*` of an absent key is a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum TableUpdate {
+    /// One of our own (non-home) addresses: a member's care-of address, a
+    /// correspondent's address, a home agent's address. Mobility Header
+    /// messages to it are punted; a Type 2 Routing Header is accepted only
+    /// when the outer destination is one of these (RFC 6275 11.3.3).
+    AddLocalAddress {
+        /// The address.
+        addr: Ipv6Addr,
+    },
+    /// Removes a local address.
+    RemoveLocalAddress {
+        /// The address.
+        addr: Ipv6Addr,
+    },
+    /// A home address that is ours (the member side: X): a Type 2 Routing
+    /// Header carrying it is stripped and the packet delivered to X.
+    AddLocalHomeAddress {
+        /// The home address.
+        hoa: Ipv6Addr,
+    },
+    /// Removes a local home address.
+    RemoveLocalHomeAddress {
+        /// The home address.
+        hoa: Ipv6Addr,
+    },
+    /// Correspondent binding cache entry (RFC 6275 9.1): packets from `cn`
+    /// to `hoa` get a Type 2 Routing Header and go to `coa` (9.3.2);
+    /// packets from `coa` to `cn` with a Home Address option `hoa` are
+    /// accepted (9.3.1). Steers `hoa` into the TUN.
+    AddCorrespondentBinding {
+        /// Our (the correspondent's) address.
+        cn: Ipv6Addr,
+        /// The mobile node's home address.
+        hoa: Ipv6Addr,
+        /// Its registered care-of address.
+        coa: Ipv6Addr,
+    },
+    /// Removes a correspondent binding.
+    RemoveCorrespondentBinding {
+        /// Our address.
+        cn: Ipv6Addr,
+        /// The home address.
+        hoa: Ipv6Addr,
+    },
+    /// Route optimization from a local home address (RFC 6275 11.3.1):
+    /// packets from `hoa` to `peer` get a Home Address option and leave
+    /// from `coa`. Steers packets from `hoa` into the TUN.
+    AddHomeAddressBinding {
+        /// Our home address.
+        hoa: Ipv6Addr,
+        /// The correspondent that has a binding for us.
+        peer: Ipv6Addr,
+        /// Our care-of address registered there.
+        coa: Ipv6Addr,
+    },
+    /// Removes a home address binding.
+    RemoveHomeAddressBinding {
+        /// Our home address.
+        hoa: Ipv6Addr,
+        /// The correspondent.
+        peer: Ipv6Addr,
+    },
+    /// Reverse tunnel of a local home address (RFC 6275 11.3.1): packets
+    /// from `hoa` without a home address binding are encapsulated from
+    /// `coa` to `home_agent`; tunnelled packets from `home_agent` to `coa`
+    /// whose inner destination is `hoa` are decapsulated (11.3.3). Steers
+    /// packets from `hoa` into the TUN.
+    AddReverseTunnel {
+        /// Our home address.
+        hoa: Ipv6Addr,
+        /// Our care-of address (outer source).
+        coa: Ipv6Addr,
+        /// The home agent (outer destination).
+        home_agent: Ipv6Addr,
+    },
+    /// Removes a reverse tunnel.
+    RemoveReverseTunnel {
+        /// Our home address.
+        hoa: Ipv6Addr,
+    },
+    /// Home agent binding (RFC 6275 10.4): packets to `hoa` are
+    /// encapsulated from `home_agent` to `coa` (10.4.1), Mobility Header
+    /// messages to `hoa` not for us are relayed the same way (10.4.6), and
+    /// tunnelled packets from `coa` to `home_agent` whose inner source is
+    /// `hoa` are decapsulated (10.4.5). Steers `hoa` into the TUN.
+    AddHomeTunnel {
+        /// The registered home address.
+        hoa: Ipv6Addr,
+        /// Our (the home agent's) address, outer source.
+        home_agent: Ipv6Addr,
+        /// The registered care-of address, outer destination.
+        coa: Ipv6Addr,
+    },
+    /// Removes a home tunnel.
+    RemoveHomeTunnel {
+        /// The home address.
+        hoa: Ipv6Addr,
+    },
+    /// Empties every table.
+    Clear,
+}
+
+/// Names one binding or tunnel, for usage queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum BindingKey {
+    /// A correspondent binding.
+    Correspondent {
+        /// Our address.
+        cn: Ipv6Addr,
+        /// The home address.
+        hoa: Ipv6Addr,
+    },
+    /// A home address binding.
+    HomeAddress {
+        /// Our home address.
+        hoa: Ipv6Addr,
+        /// The correspondent.
+        peer: Ipv6Addr,
+    },
+    /// A reverse tunnel.
+    ReverseTunnel {
+        /// Our home address.
+        hoa: Ipv6Addr,
+    },
+    /// A home tunnel.
+    HomeTunnel {
+        /// The registered home address.
+        hoa: Ipv6Addr,
+    },
+}
