@@ -30,6 +30,7 @@ pub mod mh;
 mod mh_packet;
 mod rh2;
 pub mod tlv;
+mod view;
 
 pub use dest_opts::{
     DestOption, DestOptsHeader, DestOptsRepr, HAO_DATA_LEN, HAO_DEST_OPTS_LEN,
