@@ -8,7 +8,7 @@ mod crypto_common;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use crypto_common::{addr, hex, hex_array};
+use crypto_common::{hex, hex_array};
 use mip6_anycast::crypto::{
     AuthError, BindingAuthInput, Kcn, KeygenToken, MnHaKey, MnHaKeyStore, Nonce, NonceConfig,
     NonceIndex, NonceTable, Spi, bu_authenticator, care_of_keygen_token, home_keygen_token, kbm,

@@ -121,7 +121,16 @@ struct CnTable {
 }
 
 impl CnTable {
+    /// A node has few addresses: a linear scan beats hashing up to a few.
     fn find(&self, cn: Ipv6Addr) -> Option<u16> {
+        if self.addrs.len() <= 8 {
+            return self
+                .addrs
+                .iter()
+                .zip(&self.refs)
+                .position(|(a, r)| *r > 0 && *a == cn)
+                .and_then(|i| u16::try_from(i).ok());
+        }
         self.map.get(&cn).copied()
     }
 
@@ -457,15 +466,13 @@ impl BindingCache {
             .is_some_and(|e| e.cn != FREE && self.due(e) == due)
     }
 
-    /// When the next timer is due.
-    pub fn next_timer(&mut self) -> Option<Instant> {
-        while let Some(Reverse((due, s))) = self.timers.peek().copied() {
-            if self.is_current(due, s) {
-                return Some(self.instant(due));
-            }
-            self.timers.pop();
-        }
-        None
+    /// When the next timer is due (possibly earlier: an outdated timer
+    /// makes [`pop_due`](Self::pop_due) find nothing, which is harmless).
+    #[must_use]
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.timers
+            .peek()
+            .map(|Reverse((due, _))| self.instant(*due))
     }
 
     /// The next timer due at `now`, if any: an expiry (the binding is
@@ -491,7 +498,8 @@ impl BindingCache {
                 slot.brr_stage = slot.brr_stage.saturating_add(1);
             }
             self.schedule(s);
-            let in_use = e.last_used > 0 && e.last_used - 1 + window >= due;
+            let in_use =
+                e.last_used > 0 && e.last_used.saturating_sub(1).saturating_add(window) >= due;
             if in_use {
                 return Some(CacheTimer::RefreshRequest(self.view(&e)));
             }

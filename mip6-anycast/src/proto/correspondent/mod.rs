@@ -239,7 +239,8 @@ impl Correspondent {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next needed.
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.cache.next_timer()
     }
 

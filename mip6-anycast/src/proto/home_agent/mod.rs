@@ -220,7 +220,8 @@ impl HomeAgent {
                 self.drop(DropReason::TableFull);
                 continue;
             }
-            let remaining = Duration::from_secs(u64::try_from(remaining >> 32).unwrap_or(0));
+            let remaining = Duration::from_secs(u64::try_from(remaining >> 32).unwrap_or(0))
+                .min(self.cfg.max_lifetime);
             let ts = NtpTimestamp(rec.mesg_id);
             if self.replay.accept(rec.hoa, ts, ts).is_err() {
                 self.drop(DropReason::ReplayTableFull);
