@@ -8,7 +8,7 @@ mod proto_common;
 use std::net::Ipv6Addr;
 
 use mip6_anycast::proto::sim::{MemberNode, NodeId, Sim};
-use mip6_anycast::proto::{BindingEvent, CorrespondentState, DropReason, MobileEvent, seq_newer};
+use mip6_anycast::proto::{CorrespondentState, DropReason, MobileEvent, seq_newer};
 use mip6_anycast::wire::mh::mh_type;
 use proto_common::*;
 
@@ -27,19 +27,6 @@ fn hand_to(sim: &mut Sim, to: NodeId, state: &CorrespondentState, coa: &str) {
         m.mn.register(now, cn, coa);
     });
     sim.run_for(secs(1));
-}
-
-/// Every sequence number the client accepted, in order.
-fn accepted_sequences(sim: &Sim, cn: NodeId) -> Vec<(u16, Ipv6Addr)> {
-    cn_node(sim, cn)
-        .events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            BindingEvent::Added { sequence, coa, .. }
-            | BindingEvent::Updated { sequence, coa, .. } => Some((*sequence, *coa)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn assert_increasing(v: &[(u16, Ipv6Addr)]) {

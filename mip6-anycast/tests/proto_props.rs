@@ -7,16 +7,13 @@ mod proto_common;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use mip6_anycast::crypto::{NtpTimestamp, TokenKind, bu_authenticator, kbm};
+use mip6_anycast::crypto::{NonceIndex, NtpTimestamp, TokenKind};
 use mip6_anycast::proto::sim::{CorrespondentNode, MemberNode, RuleAction, Sim};
 use mip6_anycast::proto::{
     Action, Arrival, BindingEvent, Correspondent, CorrespondentConfig, HaEvent, HomeTestMode,
     TunnelEvent,
 };
-use mip6_anycast::wire::{
-    BindingUpdateRepr, BuFlags, ExtChain, MhMessage, MhPacketRepr, MhRepr, MobilityHeader,
-    MobilityOption,
-};
+use mip6_anycast::wire::{ExtChain, MhPacketRepr, MobilityHeader};
 use proptest::prelude::*;
 use proto_common::*;
 
@@ -53,33 +50,19 @@ fn fix_checksum(bytes: &mut [u8]) {
 
 /// A valid BU for the correspondent `c` at `now`.
 fn valid_bu(c: &Correspondent, now: Instant, seq: u16, lifetime: u16) -> Vec<u8> {
-    let (hoa, coa, cn) = (addr(HOA), addr(COA_K), addr(CN));
-    let e = c
-        .nonce_table()
-        .lookup(mip6_anycast::crypto::NonceIndex(0), now)
-        .unwrap();
-    let key = kbm(
-        &e.token(hoa, TokenKind::Home),
-        Some(&e.token(coa, TokenKind::CareOf)),
+    let (hoa, coa) = (addr(HOA), addr(COA_K));
+    let e = c.nonce_table().lookup(NonceIndex(0), now).unwrap();
+    let (home, care_of) = (
+        e.token(hoa, TokenKind::Home),
+        e.token(coa, TokenKind::CareOf),
     );
-    let mh = MhRepr::new(MhMessage::BindingUpdate(BindingUpdateRepr {
-        sequence: seq,
-        flags: BuFlags::ACK,
+    craft_bu(
+        (hoa, coa, addr(CN)),
+        seq,
         lifetime,
-    }))
-    .with_option(MobilityOption::NonceIndices {
-        home_nonce_index: 0,
-        care_of_nonce_index: 0,
-    })
-    .with_option(MobilityOption::BindingAuthData {
-        authenticator: [0; 12],
-    });
-    MhPacketRepr {
-        hao: Some(hoa),
-        ..MhPacketRepr::new(coa, cn, mh)
-    }
-    .to_bytes_with_binding_auth(|i| *bu_authenticator(&key, coa, cn, &i.to_vec()).as_bytes())
-    .unwrap()
+        (&home, 0),
+        Some((&care_of, 0)),
+    )
 }
 
 fn small_cn(t0: Instant) -> Correspondent {

@@ -214,15 +214,9 @@ fn reordering_and_random_loss_still_converge() {
             Some(addr(COA_K)),
             "seed {seed}"
         );
-        let seqs: Vec<u16> = cn_node(&w.sim, w.cn)
-            .events
+        let seqs: Vec<u16> = accepted_sequences(&w.sim, w.cn)
             .iter()
-            .filter_map(|(_, e)| match e {
-                BindingEvent::Added { sequence, .. } | BindingEvent::Updated { sequence, .. } => {
-                    Some(*sequence)
-                }
-                _ => None,
-            })
+            .map(|s| s.0)
             .collect();
         for s in seqs.windows(2) {
             assert!(

@@ -71,6 +71,16 @@ pub const fn seq_newer(seq: u16, last: u16) -> bool {
     d >= 1 && d <= 0x7fff
 }
 
+/// RFC 6275 11.7.3: after a BA with status 135 carrying `last_accepted`,
+/// the next sequence number must be newer than it; `next` is kept if it
+/// already is.
+pub(crate) fn resync_sequence(next: &mut u16, last_accepted: u16) {
+    let want = last_accepted.wrapping_add(1);
+    if !seq_newer(*next, want) {
+        *next = want;
+    }
+}
+
 /// Retransmission timing (RFC 6275 11.8): first timeout, cap, attempt limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetransmitConfig {

@@ -5,17 +5,19 @@
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use mip6_anycast::crypto::{DeterministicRandom, MnHaKey, Spi};
+use mip6_anycast::crypto::{DeterministicRandom, KeygenToken, MnHaKey, Spi, bu_authenticator, kbm};
 use mip6_anycast::proto::correspondent::RefreshPolicy;
 use mip6_anycast::proto::sim::{
     CorrespondentNode, HomeAgentNode, LogEntry, MemberNode, NodeId, Sim,
 };
 use mip6_anycast::proto::{
-    Correspondent, CorrespondentConfig, HomeAgent, HomeAgentConfig, HomeRegistration,
+    BindingEvent, Correspondent, CorrespondentConfig, HomeAgent, HomeAgentConfig, HomeRegistration,
     HomeRegistrationConfig, HomeTestMode, MobileConfig, MobileNode, Prefix, RetransmitConfig,
 };
 use mip6_anycast::wire::mh::mh_type;
-use mip6_anycast::wire::{MhMessage, MhPacketRepr};
+use mip6_anycast::wire::{
+    BindingUpdateRepr, BuFlags, MhMessage, MhPacketRepr, MhRepr, MobilityOption,
+};
 
 /// The client (correspondent node).
 pub const CN: &str = "2001:db8:3::10";
@@ -202,4 +204,47 @@ pub fn bu_sequences(sim: &Sim, from: NodeId) -> Vec<u16> {
 /// The client's current binding for X, if any.
 pub fn client_binding(sim: &Sim, cn: NodeId) -> Option<Ipv6Addr> {
     cn_node(sim, cn).cn.cache().coa(addr(CN), addr(HOA))
+}
+
+/// Every (sequence number, care-of address) the client accepted, in order.
+pub fn accepted_sequences(sim: &Sim, cn: NodeId) -> Vec<(u16, Ipv6Addr)> {
+    cn_node(sim, cn)
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            BindingEvent::Added { sequence, coa, .. }
+            | BindingEvent::Updated { sequence, coa, .. } => Some((*sequence, *coa)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Binding Update as a mobile node builds it, with chosen keygen tokens
+/// and nonce indices (`care_of = None`: deletion, Kbm from the home token).
+pub fn craft_bu(
+    (hoa, coa, cn): (Ipv6Addr, Ipv6Addr, Ipv6Addr),
+    seq: u16,
+    lifetime: u16,
+    home: (&KeygenToken, u16),
+    care_of: Option<(&KeygenToken, u16)>,
+) -> Vec<u8> {
+    let key = kbm(home.0, care_of.map(|c| c.0));
+    let mh = MhRepr::new(MhMessage::BindingUpdate(BindingUpdateRepr {
+        sequence: seq,
+        flags: BuFlags::ACK,
+        lifetime,
+    }))
+    .with_option(MobilityOption::NonceIndices {
+        home_nonce_index: home.1,
+        care_of_nonce_index: care_of.map_or(0, |c| c.1),
+    })
+    .with_option(MobilityOption::BindingAuthData {
+        authenticator: [0; 12],
+    });
+    MhPacketRepr {
+        hao: Some(hoa),
+        ..MhPacketRepr::new(coa, cn, mh)
+    }
+    .to_bytes_with_binding_auth(|i| *bu_authenticator(&key, coa, cn, &i.to_vec()).as_bytes())
+    .unwrap()
 }

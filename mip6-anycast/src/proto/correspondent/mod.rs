@@ -37,7 +37,7 @@ use super::common::{Action, RateLimiter, Route, Transmit, parse_drop_reason, tra
 use super::stats::{DropCounts, DropReason};
 use crate::crypto::{
     Kcn, KeygenTokenCache, MAX_RR_BINDING_LIFETIME, NonceConfig, NonceError, NonceTable,
-    RandomSource,
+    RandomSource, TokenKind,
 };
 use crate::wire::{
     BeStatus, BindingErrorRepr, ExtChain, Ipv6Packet, MhMessage, MhPacketRepr, MhRepr,
@@ -311,14 +311,26 @@ impl Correspondent {
         let pkt = &parsed.repr;
         match &pkt.mh.message {
             MhMessage::HomeTestInit(hoti) => {
-                let r = rr_responder::answer_home_test_init(&mut self.nonces, now, pkt, hoti);
+                let r = rr_responder::answer_test_init(
+                    &mut self.nonces,
+                    now,
+                    pkt,
+                    TokenKind::Home,
+                    hoti.home_init_cookie,
+                );
                 if r.is_ok() {
                     self.stats.home_tests += 1;
                 }
                 self.send(r);
             }
             MhMessage::CareOfTestInit(coti) => {
-                let r = rr_responder::answer_care_of_test_init(&mut self.nonces, now, pkt, coti);
+                let r = rr_responder::answer_test_init(
+                    &mut self.nonces,
+                    now,
+                    pkt,
+                    TokenKind::CareOf,
+                    coti.care_of_init_cookie,
+                );
                 if r.is_ok() {
                     self.stats.care_of_tests += 1;
                 }

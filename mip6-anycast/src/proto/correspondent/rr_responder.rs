@@ -9,8 +9,7 @@ use super::super::common::{Route, Transmit, transmit};
 use super::super::stats::DropReason;
 use crate::crypto::{NonceTable, TokenKind};
 use crate::wire::{
-    CareOfTestInitRepr, CareOfTestRepr, HomeTestInitRepr, HomeTestRepr, MhMessage, MhPacketRepr,
-    MhRepr, is_valid_home_address,
+    CareOfTestRepr, Cookie, HomeTestRepr, MhMessage, MhPacketRepr, MhRepr, is_valid_home_address,
 };
 
 /// Checks the common HoTI/CoTI rules: no Home Address option (RFC 6275
@@ -29,48 +28,36 @@ fn check_test_init(pkt: &MhPacketRepr) -> Result<(), DropReason> {
     Ok(())
 }
 
-/// RFC 6275 9.4.1/9.4.3: a HoT to the HoTI's source (the home address)
-/// with the home keygen token for that address under the current nonce.
-pub(super) fn answer_home_test_init(
+/// RFC 6275 9.4.1-9.4.4: answers a HoTI with a HoT to its source (the
+/// home address) or a CoTI with a CoT to its source (the care-of address),
+/// carrying the keygen token for that address under the current nonce and
+/// echoing the init cookie.
+pub(super) fn answer_test_init(
     nonces: &mut NonceTable,
     now: Instant,
     pkt: &MhPacketRepr,
-    hoti: &HomeTestInitRepr,
+    kind: TokenKind,
+    cookie: Cookie,
 ) -> Result<Transmit, DropReason> {
     check_test_init(pkt)?;
     let (index, token) = nonces
-        .issue_token(pkt.src_addr, TokenKind::Home, now)
+        .issue_token(pkt.src_addr, kind, now)
         .map_err(|_| DropReason::RandomFailure)?;
-    let hot = MhMessage::HomeTest(HomeTestRepr {
-        home_nonce_index: index.0,
-        home_init_cookie: hoti.home_init_cookie,
-        home_keygen_token: *token.expose_secret(),
-    });
+    let (index, token) = (index.0, *token.expose_secret());
+    let reply = match kind {
+        TokenKind::Home => MhMessage::HomeTest(HomeTestRepr {
+            home_nonce_index: index,
+            home_init_cookie: cookie,
+            home_keygen_token: token,
+        }),
+        TokenKind::CareOf => MhMessage::CareOfTest(CareOfTestRepr {
+            care_of_nonce_index: index,
+            care_of_init_cookie: cookie,
+            care_of_keygen_token: token,
+        }),
+    };
     transmit(
-        &MhPacketRepr::new(pkt.dst_addr, pkt.src_addr, MhRepr::new(hot)),
-        Route::Direct,
-    )
-}
-
-/// RFC 6275 9.4.2/9.4.4: a CoT to the CoTI's source (the care-of address)
-/// with the care-of keygen token for that address under the current nonce.
-pub(super) fn answer_care_of_test_init(
-    nonces: &mut NonceTable,
-    now: Instant,
-    pkt: &MhPacketRepr,
-    coti: &CareOfTestInitRepr,
-) -> Result<Transmit, DropReason> {
-    check_test_init(pkt)?;
-    let (index, token) = nonces
-        .issue_token(pkt.src_addr, TokenKind::CareOf, now)
-        .map_err(|_| DropReason::RandomFailure)?;
-    let cot = MhMessage::CareOfTest(CareOfTestRepr {
-        care_of_nonce_index: index.0,
-        care_of_init_cookie: coti.care_of_init_cookie,
-        care_of_keygen_token: *token.expose_secret(),
-    });
-    transmit(
-        &MhPacketRepr::new(pkt.dst_addr, pkt.src_addr, MhRepr::new(cot)),
+        &MhPacketRepr::new(pkt.dst_addr, pkt.src_addr, MhRepr::new(reply)),
         Route::Direct,
     )
 }

@@ -274,3 +274,52 @@ impl HomeAgent {
 fn granted_lifetime(cfg: &HomeAgentConfig, bu: &BindingUpdateRepr) -> Duration {
     bu.lifetime_duration().min(cfg.max_lifetime)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_contains() {
+        let p = Prefix {
+            addr: "2001:db8:1::".parse().unwrap(),
+            len: 64,
+        };
+        assert!(p.contains("2001:db8:1::100".parse().unwrap()));
+        assert!(p.contains("2001:db8:1:0:ffff::1".parse().unwrap()));
+        assert!(!p.contains("2001:db8:1:1::1".parse().unwrap()));
+        let all = Prefix {
+            addr: Ipv6Addr::UNSPECIFIED,
+            len: 0,
+        };
+        assert!(all.contains("ff02::1".parse().unwrap()));
+        let host = Prefix {
+            addr: "2001:db8::1".parse().unwrap(),
+            len: 200,
+        };
+        assert!(host.contains("2001:db8::1".parse().unwrap()));
+        assert!(!host.contains("2001:db8::2".parse().unwrap()));
+    }
+
+    #[test]
+    fn record_round_trips_expiry() {
+        let wall = NtpTimestamp::from_unix(Duration::from_millis(1_700_000_000_250));
+        let r = Registration {
+            hoa: "2001:db8:1::100".parse().unwrap(),
+            coa: "2001:db8:2::100".parse().unwrap(),
+            spi: Spi(300),
+            sequence: 9,
+            mesg_id: wall,
+            expires: Instant::now(),
+            expires_wall: wall,
+        };
+        let rec = r.record();
+        assert_eq!(rec.expires_unix_ms, 1_700_000_000_250);
+        assert!(rec.expires_ntp().offset_from(wall).abs() < (1 << 32) / 1000 + 1);
+        let json = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            serde_json::from_str::<RegistrationRecord>(&json).unwrap(),
+            rec
+        );
+    }
+}

@@ -9,7 +9,9 @@ use super::bul::{Bound, BulEntry, Goal, OutstandingBu, refresh_time};
 use super::rr_initiator::TestKind;
 use super::{Ctx, FailReason, HomeTestMode, MobileEvent};
 use crate::crypto::kbm;
-use crate::proto::common::{Backoff, Route, seq_newer, transmit_binding_auth, verify_binding_auth};
+use crate::proto::common::{
+    Backoff, Route, resync_sequence, transmit_binding_auth, verify_binding_auth,
+};
 use crate::proto::stats::DropReason;
 use crate::wire::mh::duration_to_lifetime;
 use crate::wire::{
@@ -298,10 +300,7 @@ pub(super) fn handle_ba(
         // RFC 6275 11.7.3: the BA carries the last accepted number.
         ctx.stats.resyncs += 1;
         ctx.drop(DropReason::SequenceOutOfWindow);
-        let want = ba.sequence.wrapping_add(1);
-        if !seq_newer(e.next_seq, want) {
-            e.next_seq = want;
-        }
+        resync_sequence(&mut e.next_seq, ba.sequence);
         e.bu = None;
         return progress(ctx, e, now);
     }

@@ -18,8 +18,8 @@ use tracing::debug;
 use super::bul::refresh_time;
 use crate::crypto::{MnHaKey, NtpTimestamp, Spi};
 use crate::proto::common::{
-    Action, Backoff, RetransmitConfig, Transmit, parse_drop_reason, seq_newer, transmit_mn_ha,
-    verify_mn_ha,
+    Action, Backoff, RetransmitConfig, Transmit, parse_drop_reason, resync_sequence,
+    transmit_mn_ha, verify_mn_ha,
 };
 use crate::proto::stats::{DropCounts, DropReason};
 use crate::wire::mh::{AUTH_SUBTYPE_MN_HA, duration_to_lifetime};
@@ -394,10 +394,7 @@ impl HomeRegistration {
             BaStatus::SequenceNumberOutOfWindow => {
                 self.stats.resyncs += 1;
                 self.drop(DropReason::SequenceOutOfWindow);
-                let want = ba.sequence.wrapping_add(1);
-                if !seq_newer(self.next_seq, want) {
-                    self.next_seq = want;
-                }
+                resync_sequence(&mut self.next_seq, ba.sequence);
                 self.out = None;
                 self.send_bu(now, wall, None);
             }
