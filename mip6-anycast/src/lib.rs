@@ -29,3 +29,6 @@ pub mod engine;
 
 #[cfg(feature = "engine")]
 pub mod daemon;
+
+#[cfg(feature = "engine")]
+pub mod cn;
