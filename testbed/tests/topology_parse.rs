@@ -116,7 +116,7 @@ fn demo_lab_parses_to_its_description() {
     assert_eq!(t.daemons[0].name(), "home-agent-HA");
     match &t.daemons[0].config {
         Some(DaemonConfig::Inline(tbl)) => {
-            assert_eq!(tbl["home_prefix"].as_str(), Some("2001:db8:100::/64"))
+            assert_eq!(tbl["home"]["prefix"].as_str(), Some("2001:db8:100::/64"))
         }
         other => panic!("inline config expected, got {other:?}"),
     }

@@ -245,6 +245,10 @@ pub fn craft_bu(
         hao: Some(hoa),
         ..MhPacketRepr::new(coa, cn, mh)
     }
-    .to_bytes_with_binding_auth(|i| *bu_authenticator(&key, coa, cn, &i.to_vec()).as_bytes())
+    // RFC 6275 6.2.7: a de-registration is authenticated over the home address.
+    .to_bytes_with_binding_auth(|i| {
+        let addr = if lifetime == 0 { hoa } else { coa };
+        *bu_authenticator(&key, addr, cn, &i.to_vec()).as_bytes()
+    })
     .unwrap()
 }

@@ -26,8 +26,10 @@ struct BaTarget {
     src: Ipv6Addr,
     /// Home address.
     hoa: Ipv6Addr,
-    /// Care-of address of the BU (source or Alternate Care-of Address).
-    coa: Ipv6Addr,
+    /// The address Binding Authorization Data is computed over: the BU's
+    /// care-of address (source or Alternate Care-of Address), or the home
+    /// address for a de-registration (RFC 6275 6.2.7).
+    auth_addr: Ipv6Addr,
     /// The BU carried a Home Address option.
     had_hao: bool,
 }
@@ -43,11 +45,11 @@ impl Correspondent {
         let pkt = &parsed.repr;
         let hoa = pkt.hao.unwrap_or(pkt.src_addr);
         let coa = pkt.mh.alternate_coa().unwrap_or(pkt.src_addr);
-        let target = BaTarget {
+        let mut target = BaTarget {
             cn: pkt.dst_addr,
             src: pkt.src_addr,
             hoa,
-            coa,
+            auth_addr: coa,
             had_hao: pkt.hao.is_some(),
         };
         let span = debug_span!("binding", cn = %target.cn, %hoa, %coa, seq = bu.sequence);
@@ -95,10 +97,15 @@ impl Correspondent {
         // RFC 6275 5.2.6: a deletion is authorized by the home keygen token
         // alone; the care-of nonce index is ignored.
         let deregister = bu.lifetime == 0 || coa == hoa;
+        if deregister {
+            // RFC 6275 6.2.7: "... or the home address of the mobile node if
+            // this option is used in de-registration".
+            target.auth_addr = hoa;
+        }
         let mh_data = input.to_vec();
         let auth = BindingAuthInput {
             hoa,
-            coa,
+            coa: target.auth_addr,
             correspondent: target.cn,
             home_nonce_index: NonceIndex(home_index),
             care_of_nonce_index: (!deregister).then_some(NonceIndex(care_of_index)),
@@ -241,7 +248,7 @@ impl Correspondent {
             ..MhPacketRepr::new(target.cn, target.src, mh)
         };
         let t = match kbm {
-            Some(kbm) => transmit_binding_auth(&repr, kbm, target.coa, target.cn),
+            Some(kbm) => transmit_binding_auth(&repr, kbm, target.auth_addr, target.cn),
             None => transmit(&repr, Route::Direct),
         };
         if t.is_ok() {
