@@ -54,53 +54,21 @@ impl OptionAction {
     }
 }
 
-/// Zero-copy view of a Destination Options (or Hop-by-Hop Options) header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DestOptsHeader<T: AsRef<[u8]>> {
-    buffer: T,
-}
+super::view::view!(
+    /// Zero-copy view of a Destination Options (or Hop-by-Hop Options) header.
+    DestOptsHeader
+);
+super::view::ext_header_fields!(DestOptsHeader);
 
 /// The Hop-by-Hop Options header has the same layout.
 pub type HopByHopHeader<T> = DestOptsHeader<T>;
 
 impl<T: AsRef<[u8]>> DestOptsHeader<T> {
-    /// Wraps bytes without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        DestOptsHeader { buffer }
-    }
-
-    /// Wraps bytes after checking the header length fits.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let h = Self::new_unchecked(buffer);
-        h.check_len()?;
-        Ok(h)
-    }
-
     /// Checks that the 2-octet header and `header_len()` octets are present.
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         need("destination options header", 2, len)?;
         need("destination options header", self.header_len(), len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// Next header.
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[0]
-    }
-
-    /// Hdr Ext Len: 8-octet units, not counting the first 8 octets.
-    pub fn hdr_ext_len(&self) -> u8 {
-        self.buffer.as_ref()[1]
-    }
-
-    /// Header length in octets: `(hdr_ext_len + 1) * 8`.
-    pub fn header_len(&self) -> usize {
-        (usize::from(self.hdr_ext_len()) + 1) * 8
     }
 
     /// Iterates over the options, padding included.
@@ -118,18 +86,6 @@ impl<T: AsRef<[u8]>> DestOptsHeader<T> {
             }
         }
         Ok(None)
-    }
-}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]>> DestOptsHeader<T> {
-    /// Sets the next header.
-    pub fn set_next_header(&mut self, nh: u8) {
-        self.buffer.as_mut()[0] = nh;
-    }
-
-    /// Sets Hdr Ext Len.
-    pub fn set_hdr_ext_len(&mut self, len: u8) {
-        self.buffer.as_mut()[1] = len;
     }
 }
 

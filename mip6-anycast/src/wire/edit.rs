@@ -26,7 +26,7 @@ use std::net::Ipv6Addr;
 
 use super::dest_opts::{HAO_DEST_OPTS_LEN, emit_hao_header, is_valid_home_address};
 use super::error::{Error, Result};
-use super::ext_chain::ExtChain;
+use super::ext_chain::{ExtChain, ExtHeader, ExtKind};
 use super::ip_proto;
 use super::ip6ip6::{self, TUNNEL_OVERHEAD, TunnelParams};
 use super::ipv6::{IPV6_HEADER_LEN, Ipv6Packet};
@@ -110,39 +110,106 @@ fn set_payload_len(buf: &mut [u8], start: usize, new_total: usize) {
         .set_payload_len((new_total - IPV6_HEADER_LEN) as u16);
 }
 
+/// Makes room for a `by`-octet header at packet offset `pos` by moving the
+/// first `pos` octets `by` octets into the headroom, and links it in: the
+/// next-header octet at `nh_off` becomes `proto`. Returns the new start and
+/// the displaced next-header value (which the new header must carry).
+fn open_gap(
+    buf: &mut [u8],
+    start: usize,
+    pos: usize,
+    nh_off: usize,
+    by: usize,
+    proto: u8,
+) -> (usize, u8) {
+    let s = start - by;
+    buf.copy_within(start..start + pos, s);
+    let nh = buf[s + nh_off];
+    buf[s + nh_off] = proto;
+    (s, nh)
+}
+
+/// Unlinks extension header `h` and removes it by moving the octets before
+/// it forward. Returns the new start.
+fn close_gap(buf: &mut [u8], start: usize, h: &ExtHeader) -> usize {
+    buf[start + h.nh_offset] = buf[start + h.offset];
+    let s = start + h.len;
+    buf.copy_within(start..start + h.offset, s);
+    s
+}
+
+/// Which Mobile IPv6 header an insertion adds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Added {
+    /// Type 2 Routing Header: the destination is the home address.
+    Rh2,
+    /// Home Address option: the source is the home address.
+    Hao,
+}
+
+fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added) -> Result<Bounds> {
+    let chain = walk(buf, start, len)?;
+    match what {
+        Added::Rh2 => {
+            if let Some(&ExtHeader {
+                kind: ExtKind::Routing { routing_type, .. },
+                ..
+            }) = chain.routing()
+            {
+                return Err(Error::RoutingHeaderPresent(routing_type));
+            }
+        }
+        Added::Hao => {
+            if chain.hao().is_some() {
+                return Err(Error::Duplicate("Home Address option"));
+            }
+        }
+    }
+    const ADDED: usize = RH2_LEN;
+    const _: () = assert!(RH2_LEN == HAO_DEST_OPTS_LEN);
+    let total = chain.total_len();
+    check_grow(start, total, ADDED)?;
+    let ip = Ipv6Packet::new_unchecked(&buf[start..]);
+    let hoa = if what == Added::Rh2 {
+        ip.dst_addr()
+    } else {
+        ip.src_addr()
+    };
+    if !is_valid_home_address(&hoa) {
+        return Err(Error::BadHomeAddress(hoa));
+    }
+    let ((pos, nh_off), proto) = match what {
+        Added::Rh2 => (chain.rh2_insert_point(), ip_proto::ROUTING),
+        Added::Hao => (chain.hao_insert_point(), ip_proto::DEST_OPTS),
+    };
+    let (s, nh) = open_gap(buf, start, pos, nh_off, ADDED, proto);
+    match what {
+        Added::Rh2 => Rh2Repr {
+            next_header: nh,
+            home_address: hoa,
+        }
+        .emit_into(&mut buf[s + pos..])?,
+        Added::Hao => emit_hao_header(&mut buf[s + pos..], nh, &hoa)?,
+    }
+    let mut ip = Ipv6Packet::new_unchecked(&mut buf[s..]);
+    match what {
+        Added::Rh2 => ip.set_dst_addr(coa),
+        Added::Hao => ip.set_src_addr(coa),
+    }
+    ip.set_payload_len((total + ADDED - IPV6_HEADER_LEN) as u16);
+    Ok(Bounds {
+        start: s,
+        len: total + ADDED,
+    })
+}
+
 /// Inserts a Type 2 Routing Header (RFC 6275 6.4, 9.3.2): the destination
 /// (the home address) moves into the RH2 and `coa` becomes the destination.
 /// The RH2 goes directly after the fixed header or Hop-by-Hop header (RFC
 /// 8200 4.1). Needs 24 octets of headroom; fails if a routing header is
 /// present or the destination is not a valid home address.
 pub fn insert_rh2(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr) -> Result<Bounds> {
-    let chain = walk(buf, start, len)?;
-    if let Some(r) = chain.routing() {
-        let routing_type = buf.get(start + r.offset + 2).copied().unwrap_or(0);
-        return Err(Error::RoutingHeaderPresent(routing_type));
-    }
-    let total = chain.total_len();
-    check_grow(start, total, RH2_LEN)?;
-    let hoa = Ipv6Packet::new_unchecked(&buf[start..]).dst_addr();
-    if !is_valid_home_address(&hoa) {
-        return Err(Error::BadHomeAddress(hoa));
-    }
-    let (pos, nh_off) = chain.rh2_insert_point();
-    let s = start - RH2_LEN;
-    buf.copy_within(start..start + pos, s);
-    let nh = buf[s + nh_off];
-    buf[s + nh_off] = ip_proto::ROUTING;
-    Rh2Repr {
-        next_header: nh,
-        home_address: hoa,
-    }
-    .emit_into(&mut buf[s + pos..])?;
-    Ipv6Packet::new_unchecked(&mut buf[s..]).set_dst_addr(coa);
-    set_payload_len(buf, s, total + RH2_LEN);
-    Ok(Bounds {
-        start: s,
-        len: total + RH2_LEN,
-    })
+    insert(buf, start, len, coa, Added::Rh2)
 }
 
 /// Removes the Type 2 Routing Header and makes its home address the
@@ -154,10 +221,8 @@ pub fn strip_rh2(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
     let h = chain.headers()[r.index];
     let total = chain.total_len();
     let coa = Ipv6Packet::new_unchecked(&buf[start..]).dst_addr();
-    buf[start + h.nh_offset] = buf[start + h.offset];
     Ipv6Packet::new_unchecked(&mut buf[start..]).set_dst_addr(&r.home_address);
-    let s = start + h.len;
-    buf.copy_within(start..start + h.offset, s);
+    let s = close_gap(buf, start, &h);
     set_payload_len(buf, s, total - h.len);
     Ok(Stripped {
         bounds: Bounds {
@@ -175,28 +240,7 @@ pub fn strip_rh2(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
 /// else after Hop-by-Hop, else after the fixed header: always before
 /// Fragment, AH and ESP. Needs 24 octets of headroom.
 pub fn insert_hao(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr) -> Result<Bounds> {
-    let chain = walk(buf, start, len)?;
-    if chain.hao().is_some() {
-        return Err(Error::Duplicate("Home Address option"));
-    }
-    let total = chain.total_len();
-    check_grow(start, total, HAO_DEST_OPTS_LEN)?;
-    let hoa = Ipv6Packet::new_unchecked(&buf[start..]).src_addr();
-    if !is_valid_home_address(&hoa) {
-        return Err(Error::BadHomeAddress(hoa));
-    }
-    let (pos, nh_off) = chain.hao_insert_point();
-    let s = start - HAO_DEST_OPTS_LEN;
-    buf.copy_within(start..start + pos, s);
-    let nh = buf[s + nh_off];
-    buf[s + nh_off] = ip_proto::DEST_OPTS;
-    emit_hao_header(&mut buf[s + pos..], nh, &hoa)?;
-    Ipv6Packet::new_unchecked(&mut buf[s..]).set_src_addr(coa);
-    set_payload_len(buf, s, total + HAO_DEST_OPTS_LEN);
-    Ok(Bounds {
-        start: s,
-        len: total + HAO_DEST_OPTS_LEN,
-    })
+    insert(buf, start, len, coa, Added::Hao)
 }
 
 /// Puts the Home Address option's address back as the source and removes
@@ -209,23 +253,22 @@ pub fn strip_hao(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
     let total = chain.total_len();
     let coa = Ipv6Packet::new_unchecked(&buf[start..]).src_addr();
     Ipv6Packet::new_unchecked(&mut buf[start..]).set_src_addr(&h.home_address);
-    if !h.sole_option {
-        tlv::write_padding(&mut buf[start + h.option_offset..], 18);
-        return Ok(Stripped {
-            bounds: Bounds { start, len: total },
-            home_address: h.home_address,
-            care_of_address: coa,
-        });
-    }
-    buf[start + hdr.nh_offset] = buf[start + hdr.offset];
-    let s = start + hdr.len;
-    buf.copy_within(start..start + hdr.offset, s);
-    set_payload_len(buf, s, total - hdr.len);
-    Ok(Stripped {
-        bounds: Bounds {
+    let bounds = if h.sole_option {
+        let s = close_gap(buf, start, &hdr);
+        set_payload_len(buf, s, total - hdr.len);
+        Bounds {
             start: s,
             len: total - hdr.len,
-        },
+        }
+    } else {
+        tlv::write_padding(
+            &mut buf[start + h.option_offset..],
+            2 + super::dest_opts::HAO_DATA_LEN,
+        );
+        Bounds { start, len: total }
+    };
+    Ok(Stripped {
+        bounds,
         home_address: h.home_address,
         care_of_address: coa,
     })

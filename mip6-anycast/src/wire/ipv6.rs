@@ -24,25 +24,12 @@ pub(crate) fn addr_at(b: &[u8], at: usize) -> Ipv6Addr {
     Ipv6Addr::from(o)
 }
 
-/// A zero-copy view of an IPv6 packet (fixed header plus payload).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+super::view::view!(
+    /// A zero-copy view of an IPv6 packet (fixed header plus payload).
+    Ipv6Packet
+);
 
 impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// Wraps bytes without checking; getters panic on a short buffer.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv6Packet { buffer }
-    }
-
-    /// Wraps bytes after [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the fixed header is present, the version is 6 and the
     /// payload length fits in the buffer (trailing bytes beyond it, e.g.
     /// link-layer padding, are allowed and ignored).
@@ -53,11 +40,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             return Err(Error::BadIpVersion(self.version()));
         }
         need("IPv6 payload", self.total_len(), b.len())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The IP version (6).

@@ -56,11 +56,12 @@ impl ParsedMhPacket<'_> {
 }
 
 /// RFC 8200 4.2: rejects option headers holding unrecognized options whose
-/// type demands discarding the packet. The Home Address option is known.
-fn check_option_actions(hdr: &[u8]) -> Result<()> {
+/// type demands discarding the packet. The Home Address option is known in
+/// Destination Options headers only (RFC 6275 6.3), not in Hop-by-Hop.
+fn check_option_actions(hdr: &[u8], hao_allowed: bool) -> Result<()> {
     for o in DestOptsHeader::new_unchecked(hdr).options() {
         let o = o?;
-        if o.is_padding() || o.opt_type == super::dest_opts::HAO_TYPE {
+        if o.is_padding() || (hao_allowed && o.opt_type == super::dest_opts::HAO_TYPE) {
             continue;
         }
         let action = OptionAction::of(o.opt_type);
@@ -112,13 +113,25 @@ impl MhPacketRepr {
 
     /// Like [`Self::parse`], also returning the raw Mobility Header bytes.
     pub fn parse_with_bytes(packet: &[u8]) -> Result<ParsedMhPacket<'_>> {
+        let (p, checksum_ok) = Self::parse_unverified(packet)?;
+        if !checksum_ok {
+            let found = MobilityHeader::new_unchecked(p.mh_bytes).checksum();
+            return Err(Error::BadChecksum { found });
+        }
+        Ok(p)
+    }
+
+    /// Everything [`Self::parse_with_bytes`] checks except the checksum,
+    /// whose verdict is returned instead (for capture inspection: a packet
+    /// with a bad checksum is still decoded).
+    pub fn parse_unverified(packet: &[u8]) -> Result<(ParsedMhPacket<'_>, bool)> {
         let chain = ExtChain::walk(packet)?;
         if chain.is_non_first_fragment() {
             return Err(Error::NonFirstFragment);
         }
         for h in chain.headers() {
             if matches!(h.kind, ExtKind::HopByHop | ExtKind::DestOpts) {
-                check_option_actions(&packet[h.offset..h.end()])?;
+                check_option_actions(&packet[h.offset..h.end()], h.kind == ExtKind::DestOpts)?;
             }
         }
         let off = chain
@@ -129,19 +142,17 @@ impl MhPacketRepr {
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let (psrc, pdst) = (chain.pseudo_src(src), chain.pseudo_dst(dst));
         let repr = MhRepr::parse(&mh)?;
-        mh.check_checksum(&psrc, &pdst)?;
+        let checksum_ok = mh.verify_checksum(&psrc, &pdst);
         let mh_bytes = &packet[off..off + mh.total_len()];
-        Ok(ParsedMhPacket {
-            repr: MhPacketRepr {
-                src_addr: src,
-                dst_addr: dst,
-                hop_limit: ip.hop_limit(),
-                hao: chain.hao().map(|h| h.home_address),
-                rh2: chain.rh2().map(|r| r.home_address),
-                mh: repr,
-            },
-            mh_bytes,
-        })
+        let repr = MhPacketRepr {
+            src_addr: src,
+            dst_addr: dst,
+            hop_limit: ip.hop_limit(),
+            hao: chain.hao().map(|h| h.home_address),
+            rh2: chain.rh2().map(|r| r.home_address),
+            mh: repr,
+        };
+        Ok((ParsedMhPacket { repr, mh_bytes }, checksum_ok))
     }
 
     /// Offset of the Mobility Header in the emitted packet.
@@ -249,5 +260,92 @@ impl MhPacketRepr {
         mh.set_message_auth_data(subtype, &a)?;
         mh.fill_checksum(&self.pseudo_src(), &self.pseudo_dst());
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::mh::{BindingUpdateRepr, BuFlags, MhMessage};
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn bu() -> MhPacketRepr {
+        let m = MhRepr::new(MhMessage::BindingUpdate(BindingUpdateRepr {
+            sequence: 1,
+            flags: BuFlags::ACK,
+            lifetime: 2,
+        }));
+        let mut p = MhPacketRepr::new(a("2001:db8:2::1"), a("2001:db8:3::1"), m);
+        p.hao = Some(a("2001:db8:1::1"));
+        p
+    }
+
+    /// Puts a Hop-by-Hop header holding option `opt` (4 data octets) in front.
+    fn with_hbh(mut v: Vec<u8>, opt: u8) -> Vec<u8> {
+        let first = v[6];
+        v[6] = ip_proto::HOP_BY_HOP;
+        v.splice(40..40, [first, 0, opt, 4, 0, 0, 0, 0]);
+        v[5] += 8;
+        v
+    }
+
+    #[test]
+    fn checksum_uses_home_address_and_final_destination() {
+        let mut p = bu();
+        p.rh2 = Some(a("2001:db8:5::5"));
+        let v = p.to_bytes().unwrap();
+        let mh = MobilityHeader::new_checked(&v[p.mh_offset()..]).unwrap();
+        assert!(mh.verify_checksum(&a("2001:db8:1::1"), &a("2001:db8:5::5")));
+        assert!(!mh.verify_checksum(&p.src_addr, &p.dst_addr));
+        assert_eq!(MhPacketRepr::parse(&v).unwrap(), p);
+    }
+
+    #[test]
+    fn option_actions_in_hop_by_hop_and_dest_opts() {
+        let v = bu().to_bytes().unwrap();
+        // Skip-type unknown option: fine.
+        assert_eq!(
+            MhPacketRepr::parse(&with_hbh(v.clone(), 0x1e)).unwrap(),
+            bu()
+        );
+        // A HAO type in Hop-by-Hop is unrecognized there and demands discard.
+        assert_eq!(
+            MhPacketRepr::parse(&with_hbh(v.clone(), 0xc9)),
+            Err(Error::UnrecognizedOption {
+                opt_type: 0xc9,
+                offset: 2,
+                action: OptionAction::DiscardSendIcmpUnlessMulticast
+            })
+        );
+        assert!(matches!(
+            MhPacketRepr::parse(&with_hbh(v, 0x7e)),
+            Err(Error::UnrecognizedOption {
+                action: OptionAction::Discard,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn needs_a_mobility_header() {
+        let mut v = bu().to_bytes().unwrap();
+        let mh_nh = 40;
+        v[mh_nh] = ip_proto::UDP;
+        assert_eq!(
+            MhPacketRepr::parse(&v),
+            Err(Error::NoMobilityHeader(ip_proto::UDP))
+        );
+        v[mh_nh] = ip_proto::MOBILITY;
+        v[64 + 4] ^= 1;
+        assert!(matches!(
+            MhPacketRepr::parse(&v),
+            Err(Error::BadChecksum { .. })
+        ));
+        let (p, ok) = MhPacketRepr::parse_unverified(&v).unwrap();
+        assert!(!ok);
+        assert_eq!(p.repr, bu());
     }
 }

@@ -30,6 +30,7 @@ pub mod mh;
 mod mh_packet;
 mod rh2;
 pub mod tlv;
+mod view;
 
 pub use dest_opts::{
     DestOption, DestOptsHeader, DestOptsRepr, HAO_DATA_LEN, HAO_DEST_OPTS_LEN,
@@ -45,6 +46,7 @@ pub use mh::{
     AuthInput, Authenticator, BaFlags, BaStatus, BeStatus, BindingAckRepr, BindingErrorRepr,
     BindingUpdateRepr, BuFlags, CareOfTestInitRepr, CareOfTestRepr, Cookie, HomeTestInitRepr,
     HomeTestRepr, KeygenToken, MessageAuth, MhMessage, MhRepr, MobilityHeader, MobilityOption,
+    duration_to_lifetime, lifetime_to_duration,
 };
 pub use mh_packet::{DEFAULT_HOP_LIMIT, MhPacketRepr, ParsedMhPacket};
 pub use rh2::{RH2_HOA_OFFSET, RH2_LEN, ROUTING_TYPE_2, Rh2Repr, RoutingHeader};

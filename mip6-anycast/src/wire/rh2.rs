@@ -15,50 +15,18 @@ pub const RH2_LEN: usize = 24;
 /// Offset of the home address inside a Type 2 Routing Header.
 pub const RH2_HOA_OFFSET: usize = 8;
 
-/// Zero-copy view of any routing header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingHeader<T: AsRef<[u8]>> {
-    buffer: T,
-}
+super::view::view!(
+    /// Zero-copy view of any routing header.
+    RoutingHeader
+);
+super::view::ext_header_fields!(RoutingHeader);
 
 impl<T: AsRef<[u8]>> RoutingHeader<T> {
-    /// Wraps bytes without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        RoutingHeader { buffer }
-    }
-
-    /// Wraps bytes after checking the common 4 octets and `header_len()`.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let h = Self::new_unchecked(buffer);
-        h.check_len()?;
-        Ok(h)
-    }
-
     /// Checks the fixed part and `header_len()` octets are present.
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         need("routing header", 8, len)?;
         need("routing header", self.header_len(), len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// Next header.
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[0]
-    }
-
-    /// Hdr Ext Len (8-octet units, not counting the first 8).
-    pub fn hdr_ext_len(&self) -> u8 {
-        self.buffer.as_ref()[1]
-    }
-
-    /// Header length in octets.
-    pub fn header_len(&self) -> usize {
-        (usize::from(self.hdr_ext_len()) + 1) * 8
     }
 
     /// Routing type (2 for Mobile IPv6; 0 deprecated, 3 RPL, 4 SRH, ...).
@@ -92,11 +60,6 @@ impl<T: AsRef<[u8]>> RoutingHeader<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RoutingHeader<T> {
-    /// Sets the next header.
-    pub fn set_next_header(&mut self, nh: u8) {
-        self.buffer.as_mut()[0] = nh;
-    }
-
     /// Sets segments left.
     pub fn set_segments_left(&mut self, sl: u8) {
         self.buffer.as_mut()[3] = sl;
@@ -160,8 +123,8 @@ impl Rh2Repr {
     /// Emits into a new array.
     pub fn to_bytes(&self) -> [u8; RH2_LEN] {
         let mut b = [0u8; RH2_LEN];
-        b[..8].copy_from_slice(&[self.next_header, 2, ROUTING_TYPE_2, 1, 0, 0, 0, 0]);
-        b[8..].copy_from_slice(&self.home_address.octets());
+        // Cannot fail: the array is exactly RH2_LEN long.
+        let _ = self.emit_into(&mut b);
         b
     }
 }

@@ -119,7 +119,7 @@ pub fn is_aligned(pos: usize, x: usize, y: usize) -> bool {
 /// Writes `n` octets of padding at `buf[0..n]`: Pad1 for one octet,
 /// otherwise a PadN with zero data (RFC 8200 4.2, RFC 6275 6.2.1/6.2.2).
 /// `n` must be at most 257 and `buf` at least `n` long.
-pub fn write_padding(buf: &mut [u8], n: usize) {
+pub(crate) fn write_padding(buf: &mut [u8], n: usize) {
     match n {
         0 => {}
         1 => buf[0] = PAD1,

@@ -83,25 +83,12 @@ pub const fn min_len(t: u8) -> Option<usize> {
     }
 }
 
-/// Zero-copy view of a Mobility Header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MobilityHeader<T: AsRef<[u8]>> {
-    buffer: T,
-}
+super::view::view!(
+    /// Zero-copy view of a Mobility Header.
+    MobilityHeader
+);
 
 impl<T: AsRef<[u8]>> MobilityHeader<T> {
-    /// Wraps bytes without checking.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        MobilityHeader { buffer }
-    }
-
-    /// Wraps bytes after [`Self::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let h = Self::new_unchecked(buffer);
-        h.check_len()?;
-        Ok(h)
-    }
-
     /// Checks that the first 8 octets and `total_len()` octets are present.
     /// Semantic checks (payload proto, type, per-type length, options) are
     /// in [`MhRepr::parse`].
@@ -109,11 +96,6 @@ impl<T: AsRef<[u8]>> MobilityHeader<T> {
         let len = self.buffer.as_ref().len();
         need("mobility header", 8, len)?;
         need("mobility header", self.total_len(), len)
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Payload Proto (must be 59).

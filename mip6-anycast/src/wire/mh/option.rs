@@ -227,7 +227,11 @@ fn parse_one(t: u8, offset: usize, data: &[u8]) -> Result<MobilityOption> {
 /// dropped; an authentication option may only be followed by padding (or,
 /// for RFC 4285, by a further Mobility Message Authentication option).
 pub fn parse_options(mh: &[u8], start: usize) -> Result<Vec<MobilityOption>> {
-    let mut out = Vec::new();
+    // Count first so the vector is allocated once, exactly (no doubling).
+    let n = OptionIter::new(mh, start, mh.len(), "mobility option")
+        .filter(|o| o.as_ref().is_ok_and(|o| !o.is_padding()))
+        .count();
+    let mut out = Vec::with_capacity(n);
     let mut last: Option<u8> = None;
     for o in OptionIter::new(mh, start, mh.len(), "mobility option") {
         let o = o?;
@@ -264,7 +268,7 @@ fn pad_before(o: &MobilityOption, pos: usize, is_final: bool) -> usize {
     let (x, y) = o.alignment();
     if o.opt_type() == opt_type::MESSAGE_AUTH && is_final {
         let wire = 2 + o.data_len();
-        if let Some(p) = (0..8).find(|p| (pos + p) % 4 == 1 && (pos + p + wire) % 8 == 0) {
+        if let Some(p) = (0..8).find(|p| (pos + p) % 4 == 1 && (pos + p + wire).is_multiple_of(8)) {
             return p;
         }
     }
