@@ -192,20 +192,20 @@ fn binding_ack_with_authorization_data_is_checked_with_the_bu_kbm() {
     // rr_basic Kbm; the capture has that RR exchange's HoT/CoT and the BU
     // (sequence 0x1234) before it.
     let fixtures = load("mip6_fixtures.json");
-    let i = fixtures
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|f| f["name"] == "ba_cn_to_mn_rh2_bra_bad")
-        .unwrap();
+    let index = |name: &str| {
+        fixtures
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|f| f["name"] == name)
+            .unwrap()
+    };
     let r = inspect("mip6_fixtures.pcap");
-    assert_eq!(r.packets[i].authenticator_ok, Some(Some(true)));
+    assert_eq!(
+        r.packets[index("ba_cn_to_mn_rh2_bra_bad")].authenticator_ok,
+        Some(Some(true))
+    );
     // BAs without the option get no verdict at all.
-    let plain = fixtures
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|f| f["name"] == "ba_status_0")
-        .unwrap();
+    let plain = index("ba_status_0");
     assert_eq!(r.packets[plain].authenticator_ok, None);
 }

@@ -152,6 +152,19 @@ fn exit_codes() {
         Some(1)
     );
 
+    // Standard input.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mip6-inspect"))
+        .args(["--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(&data).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(json_of(&o)[0]["packets"].as_array().unwrap().len(), 9);
+
     // No file at all: usage error from clap (2).
     assert_eq!(run(&[]).status.code(), Some(2));
 }

@@ -10,7 +10,7 @@
 //! checksum or authenticator verdict (or a file ends inside a record),
 //! else 0.
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,11 +18,22 @@ use anyhow::Context;
 use clap::Parser;
 use mip6_anycast::inspect::{CaptureReport, Inspection, PacketRecord};
 
+const ABOUT: &str = "Decode Mobile IPv6 (RFC 6275) packets in pcap / pcapng captures";
+
+const AFTER_HELP: &str = "\
+Output: one line per packet; with --json one JSON array with one object per file,
+{\"file\", \"format\", \"link_type\", \"packets\": [...], \"capture_error\"}, one packet
+object per line. Packet fields: index, timestamp, link_type, caplen, len, truncated,
+malformed, error, not_ipv6, ipv6 (src, dst, ext, hao, rh2, mh, transport, inner, ...),
+mh_type, mh_name, checksum_ok, and for BUs (and BAs with Binding Authorization Data)
+authenticator_ok (true / false / null) with authenticator_note.
+
+Exit status: 0 the files were read (malformed packets included); 1 with --strict if a
+packet is malformed, a checksum or authenticator is false, or a file ends inside a
+record; 2 if a file is not a readable capture.";
+
 #[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "Decode Mobile IPv6 (RFC 6275) packets in pcap / pcapng captures"
-)]
+#[command(version, about = ABOUT, after_help = AFTER_HELP)]
 struct Args {
     /// Print a JSON array (one object per file, one packet object per line).
     #[arg(long)]
@@ -31,7 +42,7 @@ struct Args {
     /// authenticator verdict.
     #[arg(long)]
     strict: bool,
-    /// Capture files (classic pcap or pcapng).
+    /// Capture files (classic pcap or pcapng); `-` reads standard input.
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -48,8 +59,13 @@ fn inspect_one(
     first: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut it = Inspection::new(BufReader::new(f))
+    let src: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Box::new(BufReader::new(f))
+    };
+    let mut it = Inspection::new(src)
         .with_context(|| format!("{} is not a readable pcap/pcapng capture", path.display()))?;
     let mut problems = false;
     let name = path.display().to_string();
