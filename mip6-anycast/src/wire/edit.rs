@@ -276,11 +276,15 @@ pub fn strip_hao(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
 
 /// Exchanges the source address and the Home Address option's address in
 /// place (RFC 6275 9.3.1 "swap"), keeping the option. Applying it twice
-/// restores the packet.
+/// restores the packet. Refused if the source could not be a home address
+/// (RFC 6275 6.3: the option carries a unicast routable address).
 pub fn swap_hao(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
     let chain = walk(buf, start, len)?;
     let h = chain.hao().ok_or(Error::NoHao)?;
     let coa = Ipv6Packet::new_unchecked(&buf[start..]).src_addr();
+    if !is_valid_home_address(&coa) {
+        return Err(Error::BadHomeAddress(coa));
+    }
     Ipv6Packet::new_unchecked(&mut buf[start..]).set_src_addr(&h.home_address);
     let at = start + h.option_offset + 2;
     buf[at..at + 16].copy_from_slice(&coa.octets());
