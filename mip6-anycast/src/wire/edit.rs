@@ -182,6 +182,14 @@ fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added)
         Added::Rh2 => (chain.rh2_insert_point(), ip_proto::ROUTING),
         Added::Hao => (chain.hao_insert_point(), ip_proto::DEST_OPTS),
     };
+    // RFC 6275 6.3: the HAO goes before Fragment and AH headers, which a
+    // routing header placed after them makes impossible.
+    let late = |h: &ExtHeader| matches!(h.kind, ExtKind::Fragment { .. } | ExtKind::Auth);
+    if what == Added::Hao && chain.headers().iter().any(|h| late(h) && h.offset < pos) {
+        return Err(Error::HeaderOrder(
+            "routing header after a Fragment or AH header: no place for a Home Address option",
+        ));
+    }
     let (s, nh) = open_gap(buf, start, pos, nh_off, ADDED, proto);
     match what {
         Added::Rh2 => Rh2Repr {
