@@ -26,7 +26,7 @@ use std::net::Ipv6Addr;
 
 use super::dest_opts::{HAO_DEST_OPTS_LEN, emit_hao_header, is_valid_home_address};
 use super::error::{Error, Result};
-use super::ext_chain::{ExtChain, ExtHeader, ExtKind};
+use super::ext_chain::{ExtChain, ExtHeader, ExtKind, MAX_EXT_HEADERS};
 use super::ip_proto;
 use super::ip6ip6::{self, TUNNEL_OVERHEAD, TunnelParams};
 use super::ipv6::{IPV6_HEADER_LEN, Ipv6Packet};
@@ -164,6 +164,12 @@ fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added)
                 return Err(Error::Duplicate("Home Address option"));
             }
         }
+    }
+    // The result must stay within what the chain walker accepts.
+    if chain.headers().len() >= MAX_EXT_HEADERS {
+        return Err(Error::TooManyExtHeaders {
+            max: MAX_EXT_HEADERS,
+        });
     }
     const ADDED: usize = RH2_LEN;
     const _: () = assert!(RH2_LEN == HAO_DEST_OPTS_LEN);
