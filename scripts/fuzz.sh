@@ -4,6 +4,7 @@
 # time, executions, coverage, corpus size and crashes.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   FUZZ_SUMMARY_ONLY=1 scripts/fuzz.sh 0 [TARGET...]   # only print the table from the logs
 #
 # Corpora: fuzz/corpus/T (grows, not committed) plus the committed seeds
 # (fuzz/seeds/T) and crash inputs (fuzz/regressions/T). Crashes land in
@@ -18,7 +19,7 @@ export RUSTC_BOOTSTRAP=1 # cargo-fuzz needs nightly flags; the toolchain is stab
 if [ "$#" -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 jobs="${FUZZ_JOBS:-2}"
 mkdir -p logs
-nice -n 10 cargo fuzz build -O
+[ -n "${FUZZ_SUMMARY_ONLY:-}" ] || nice -n 10 cargo fuzz build -O
 
 run() {
     local t="$1"
@@ -27,6 +28,7 @@ run() {
     [ -d "seeds/$t" ] && dirs+=("seeds/$t")
     [ -d "regressions/$t" ] && dirs+=("regressions/$t")
     local t0=$SECONDS
+    touch "logs/$t.start"
     nice -n 19 cargo fuzz run -O "$t" "${dirs[@]}" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
         >"logs/$t.log" 2>&1 || true
@@ -34,6 +36,7 @@ run() {
 }
 
 for t in "${targets[@]}"; do
+    [ -n "${FUZZ_SUMMARY_ONLY:-}" ] && break
     while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
     echo "fuzz: $t for ${secs}s" >&2
     run "$t" &
@@ -51,7 +54,12 @@ crashed=0
         cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
         c=$(echo "$cov" | awk '{print $2 " / " $4}')
         corp=$(echo "$cov" | awk '{print $6}')
-        n=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null | wc -l)
+        # Only what this run found (older artifacts stay as evidence).
+        n=0
+        if [ -e "logs/$t.start" ]; then
+            n=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) \
+                -newer "logs/$t.start" 2>/dev/null | wc -l)
+        fi
         [ "$n" -gt 0 ] && crashed=1
         echo "| $t | $(cat "logs/$t.secs" 2>/dev/null || echo ?) | ${execs:-?} | ${rate:-?} | ${c:-?} | ${corp:-?} | $n |"
     done
