@@ -180,6 +180,12 @@ def build():
 
     add(raw(IP(src="192.0.2.1", dst="198.51.100.2") / UDP(sport=1, dport=2)),
         "IPv4 packet (not IPv6, not malformed)", None, None)
+
+    p = bu_pkt(0x200b, 0, [nonce_indices(HNI, 0)], KBM_DEREG, COA)
+    add(p, "BU de-registration (lifetime 0) from the CoA, authenticated over the CoA instead of "
+        "the home address (RFC 6275 6.2.7)", 5, True, False)
+    add(ba_pkt(0x2009, KBM_DEREG, HOA), "BA for the de-registration 0x2009 (home address "
+        "authenticated)", 6, True, True)
     return pkts
 
 

@@ -36,9 +36,9 @@ fn scapy_capture_verdicts_in_pcap_and_pcapng() {
     }
     // The IPv4 packet is "not IPv6", which is not malformed.
     let r = inspect("inspect_scapy.pcapng");
-    let last = r.packets.last().unwrap();
-    assert_eq!(last.not_ipv6.as_deref(), Some("IPv4"));
-    assert!(last.ipv6.is_none() && !last.malformed);
+    let v4 = &r.packets[24];
+    assert_eq!(v4.not_ipv6.as_deref(), Some("IPv4"));
+    assert!(v4.ipv6.is_none() && !v4.malformed);
 }
 
 #[test]
@@ -54,6 +54,13 @@ fn notes_say_why_a_verdict_is_null() {
     assert!(note(12).contains("home nonce index 2457"), "{}", note(12));
     assert!(note(17).contains("sequence 12288"), "{}", note(17));
     assert!(note(18).contains("de-registration"), "{}", note(18));
+    // A de-registration authenticated over the care-of address: false, and
+    // the note says so.
+    assert!(
+        note(25).contains("verifies over the care-of address 2001:db8:2::100"),
+        "{}",
+        note(25)
+    );
 }
 
 #[test]

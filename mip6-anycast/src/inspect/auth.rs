@@ -65,6 +65,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
 }
 
 type TokenKey = (Ipv6Addr, Ipv6Addr, u16);
+type Binding = (Kbm, Ipv6Addr, Option<Ipv6Addr>);
 
 /// The verdict on one BU or BA: `None` when it cannot be checked, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +90,9 @@ impl Verdict {
 pub struct RrTracker {
     home_tokens: Bounded<TokenKey, KeygenToken>,
     care_of_tokens: Bounded<TokenKey, KeygenToken>,
-    /// (correspondent, home address, sequence) -> (Kbm, address authenticated).
-    bindings: Bounded<(Ipv6Addr, Ipv6Addr, u16), (Kbm, Ipv6Addr)>,
+    /// (correspondent, home address, sequence) -> (Kbm, address
+    /// authenticated, care-of address of a de-registration).
+    bindings: Bounded<(Ipv6Addr, Ipv6Addr, u16), Binding>,
 }
 
 impl Default for RrTracker {
@@ -171,23 +173,20 @@ impl RrTracker {
             }
         };
         let kbm = crypto::kbm(home, care_of);
-        let auth_addr = if dereg { hoa } else { coa };
-        let ok = crypto::bu_authenticator(&kbm, auth_addr, cn, mh_data)
-            .verify(&received)
-            .is_ok();
+        let (addr, other) = if dereg {
+            (hoa, (coa != hoa).then_some(coa))
+        } else {
+            (coa, None)
+        };
         let what = if dereg {
             format!("de-registration, Kbm from HoT index {hni}")
         } else {
             format!("Kbm from HoT index {hni} and CoT index {cni}")
         };
-        self.bindings.insert((cn, hoa, sequence), (kbm, auth_addr));
-        Verdict {
-            ok: Some(ok),
-            note: format!(
-                "{what}: authenticator {}",
-                if ok { "verifies" } else { "MISMATCH" }
-            ),
-        }
+        let v = verdict(&kbm, (addr, other), cn, mh_data, &received, what);
+        self.bindings
+            .insert((cn, hoa, sequence), (kbm, addr, other));
+        v
     }
 
     fn binding_ack(&self, m: &MhFacts, sequence: u16) -> Verdict {
@@ -197,20 +196,50 @@ impl RrTracker {
         };
         let cn = m.pseudo_src;
         let hoa = m.pseudo_dst;
-        let Some((kbm, auth_addr)) = self.bindings.get(&(cn, hoa, sequence)) else {
+        let Some((kbm, addr, other)) = self.bindings.get(&(cn, hoa, sequence)) else {
             return Verdict::unknown(format!(
                 "no checkable BU from {hoa} to {cn} with sequence {sequence} earlier in the capture"
             ));
         };
-        let ok = crypto::bu_authenticator(kbm, *auth_addr, cn, mh_data)
-            .verify(&received)
-            .is_ok();
-        Verdict {
-            ok: Some(ok),
-            note: format!(
-                "Kbm of BU sequence {sequence}: authenticator {}",
-                if ok { "verifies" } else { "MISMATCH" }
-            ),
-        }
+        let what = format!("Kbm of BU sequence {sequence}");
+        verdict(kbm, (*addr, *other), cn, mh_data, &received, what)
+    }
+}
+
+/// Verifies `received` = First(96, HMAC_SHA1(Kbm, addrs.0 | cn | data)).
+/// On a mismatch the note says if it would verify over `addrs.1`: the
+/// care-of address of a de-registration, which RFC 6275 6.2.7 replaces by
+/// the home address ("or the home address of the mobile node if this
+/// option is used in de-registration").
+fn verdict(
+    kbm: &Kbm,
+    addrs: (Ipv6Addr, Option<Ipv6Addr>),
+    cn: Ipv6Addr,
+    data: &[u8],
+    received: &[u8],
+    what: String,
+) -> Verdict {
+    let over = |a| {
+        crypto::bu_authenticator(kbm, a, cn, data)
+            .verify(received)
+            .is_ok()
+    };
+    let (addr, other) = addrs;
+    if over(addr) {
+        return Verdict {
+            ok: Some(true),
+            note: format!("{what}: authenticator verifies"),
+        };
+    }
+    let note = match other {
+        Some(coa) if over(coa) => format!(
+            "{what}: authenticator MISMATCH: it verifies over the care-of address {coa}, \
+             but RFC 6275 6.2.7 authenticates a de-registration over the home address {addr}"
+        ),
+        _ => format!("{what}: authenticator MISMATCH"),
+    };
+    Verdict {
+        ok: Some(false),
+        note,
     }
 }
