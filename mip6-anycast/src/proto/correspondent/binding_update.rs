@@ -30,6 +30,9 @@ struct BaTarget {
     coa: Ipv6Addr,
     /// The BU carried a Home Address option.
     had_hao: bool,
+    /// The address the Binding Authorization Data covers: the care-of
+    /// address, or the home address for a de-registration (RFC 6275 6.2.7).
+    auth_address: Ipv6Addr,
 }
 
 impl Correspondent {
@@ -43,12 +46,16 @@ impl Correspondent {
         let pkt = &parsed.repr;
         let hoa = pkt.hao.unwrap_or(pkt.src_addr);
         let coa = pkt.mh.alternate_coa().unwrap_or(pkt.src_addr);
+        // RFC 6275 5.2.6 / 6.2.7: a deletion is authorized by the home keygen
+        // token alone and authenticated over the home address.
+        let deregister = bu.lifetime == 0 || coa == hoa;
         let target = BaTarget {
             cn: pkt.dst_addr,
             src: pkt.src_addr,
             hoa,
             coa,
             had_hao: pkt.hao.is_some(),
+            auth_address: if deregister { hoa } else { coa },
         };
         let span = debug_span!("binding", cn = %target.cn, %hoa, %coa, seq = bu.sequence);
         let _enter = span.enter();
@@ -92,13 +99,11 @@ impl Correspondent {
             return;
         }
         let authenticator = parsed.mh_bytes.get(field).unwrap_or_default();
-        // RFC 6275 5.2.6: a deletion is authorized by the home keygen token
-        // alone; the care-of nonce index is ignored.
-        let deregister = bu.lifetime == 0 || coa == hoa;
+        // The care-of nonce index of a deletion is ignored (RFC 6275 5.2.6).
         let mh_data = input.to_vec();
         let auth = BindingAuthInput {
             hoa,
-            coa,
+            coa: target.auth_address,
             correspondent: target.cn,
             home_nonce_index: NonceIndex(home_index),
             care_of_nonce_index: (!deregister).then_some(NonceIndex(care_of_index)),
@@ -241,7 +246,7 @@ impl Correspondent {
             ..MhPacketRepr::new(target.cn, target.src, mh)
         };
         let t = match kbm {
-            Some(kbm) => transmit_binding_auth(&repr, kbm, target.coa, target.cn),
+            Some(kbm) => transmit_binding_auth(&repr, kbm, target.auth_address, target.cn),
             None => transmit(&repr, Route::Direct),
         };
         if t.is_ok() {

@@ -141,7 +141,10 @@ fn send_bu(ctx: &mut Ctx, e: &mut BulEntry, now: Instant, retry: Option<Backoff>
         hao: (coa != hoa).then_some(hoa),
         ..MhPacketRepr::new(coa, e.cn, mh)
     };
-    let mut t = transmit_binding_auth(&repr, &key, coa, e.cn);
+    // RFC 6275 6.2.7: a de-registration is authenticated over the home
+    // address instead of the care-of address.
+    let auth_address = if deregister { hoa } else { coa };
+    let mut t = transmit_binding_auth(&repr, &key, auth_address, e.cn);
     if let Ok(t) = &mut t
         && coa == hoa
     {
@@ -293,7 +296,8 @@ pub(super) fn handle_ba(
         e.bu = None;
         return progress(ctx, e, now);
     }
-    if let Err(reason) = verify_binding_auth(parsed, &bu.kbm, bu.coa, e.cn) {
+    let auth_address = if bu.deregister { ctx.cfg.hoa } else { bu.coa };
+    if let Err(reason) = verify_binding_auth(parsed, &bu.kbm, auth_address, e.cn) {
         return ctx.drop(reason);
     }
     if status == BaStatus::SequenceNumberOutOfWindow {
