@@ -26,7 +26,7 @@ use std::net::Ipv6Addr;
 
 use super::dest_opts::{HAO_DEST_OPTS_LEN, emit_hao_header, is_valid_home_address};
 use super::error::{Error, Result};
-use super::ext_chain::{ExtChain, ExtHeader, ExtKind};
+use super::ext_chain::{ExtChain, ExtHeader, ExtKind, MAX_EXT_HEADERS};
 use super::ip_proto;
 use super::ip6ip6::{self, TUNNEL_OVERHEAD, TunnelParams};
 use super::ipv6::{IPV6_HEADER_LEN, Ipv6Packet};
@@ -165,6 +165,12 @@ fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added)
             }
         }
     }
+    // The result must stay within what the chain walker accepts.
+    if chain.headers().len() >= MAX_EXT_HEADERS {
+        return Err(Error::TooManyExtHeaders {
+            max: MAX_EXT_HEADERS,
+        });
+    }
     const ADDED: usize = RH2_LEN;
     const _: () = assert!(RH2_LEN == HAO_DEST_OPTS_LEN);
     let total = chain.total_len();
@@ -182,6 +188,14 @@ fn insert(buf: &mut [u8], start: usize, len: usize, coa: &Ipv6Addr, what: Added)
         Added::Rh2 => (chain.rh2_insert_point(), ip_proto::ROUTING),
         Added::Hao => (chain.hao_insert_point(), ip_proto::DEST_OPTS),
     };
+    // RFC 6275 6.3: the HAO goes before Fragment and AH headers, which a
+    // routing header placed after them makes impossible.
+    let late = |h: &ExtHeader| matches!(h.kind, ExtKind::Fragment { .. } | ExtKind::Auth);
+    if what == Added::Hao && chain.headers().iter().any(|h| late(h) && h.offset < pos) {
+        return Err(Error::HeaderOrder(
+            "routing header after a Fragment or AH header: no place for a Home Address option",
+        ));
+    }
     let (s, nh) = open_gap(buf, start, pos, nh_off, ADDED, proto);
     match what {
         Added::Rh2 => Rh2Repr {
@@ -276,11 +290,15 @@ pub fn strip_hao(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
 
 /// Exchanges the source address and the Home Address option's address in
 /// place (RFC 6275 9.3.1 "swap"), keeping the option. Applying it twice
-/// restores the packet.
+/// restores the packet. Refused if the source could not be a home address
+/// (RFC 6275 6.3: the option carries a unicast routable address).
 pub fn swap_hao(buf: &mut [u8], start: usize, len: usize) -> Result<Stripped> {
     let chain = walk(buf, start, len)?;
     let h = chain.hao().ok_or(Error::NoHao)?;
     let coa = Ipv6Packet::new_unchecked(&buf[start..]).src_addr();
+    if !is_valid_home_address(&coa) {
+        return Err(Error::BadHomeAddress(coa));
+    }
     Ipv6Packet::new_unchecked(&mut buf[start..]).set_src_addr(&h.home_address);
     let at = start + h.option_offset + 2;
     buf[at..at + 16].copy_from_slice(&coa.octets());

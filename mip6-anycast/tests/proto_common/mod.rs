@@ -220,7 +220,8 @@ pub fn accepted_sequences(sim: &Sim, cn: NodeId) -> Vec<(u16, Ipv6Addr)> {
 }
 
 /// A Binding Update as a mobile node builds it, with chosen keygen tokens
-/// and nonce indices (`care_of = None`: deletion, Kbm from the home token).
+/// and nonce indices (`care_of = None`: deletion, Kbm from the home token,
+/// authenticated over the home address per RFC 6275 6.2.7).
 pub fn craft_bu(
     (hoa, coa, cn): (Ipv6Addr, Ipv6Addr, Ipv6Addr),
     seq: u16,
@@ -229,6 +230,7 @@ pub fn craft_bu(
     care_of: Option<(&KeygenToken, u16)>,
 ) -> Vec<u8> {
     let key = kbm(home.0, care_of.map(|c| c.0));
+    let auth_address = if care_of.is_some() { coa } else { hoa };
     let mh = MhRepr::new(MhMessage::BindingUpdate(BindingUpdateRepr {
         sequence: seq,
         flags: BuFlags::ACK,
@@ -245,10 +247,8 @@ pub fn craft_bu(
         hao: Some(hoa),
         ..MhPacketRepr::new(coa, cn, mh)
     }
-    // RFC 6275 6.2.7: a de-registration is authenticated over the home address.
     .to_bytes_with_binding_auth(|i| {
-        let addr = if lifetime == 0 { hoa } else { coa };
-        *bu_authenticator(&key, addr, cn, &i.to_vec()).as_bytes()
+        *bu_authenticator(&key, auth_address, cn, &i.to_vec()).as_bytes()
     })
     .unwrap()
 }

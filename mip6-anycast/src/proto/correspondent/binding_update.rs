@@ -26,12 +26,13 @@ struct BaTarget {
     src: Ipv6Addr,
     /// Home address.
     hoa: Ipv6Addr,
-    /// The address Binding Authorization Data is computed over: the BU's
-    /// care-of address (source or Alternate Care-of Address), or the home
-    /// address for a de-registration (RFC 6275 6.2.7).
-    auth_addr: Ipv6Addr,
+    /// Care-of address of the BU (source or Alternate Care-of Address).
+    coa: Ipv6Addr,
     /// The BU carried a Home Address option.
     had_hao: bool,
+    /// The address the Binding Authorization Data covers: the care-of
+    /// address, or the home address for a de-registration (RFC 6275 6.2.7).
+    auth_address: Ipv6Addr,
 }
 
 impl Correspondent {
@@ -45,12 +46,16 @@ impl Correspondent {
         let pkt = &parsed.repr;
         let hoa = pkt.hao.unwrap_or(pkt.src_addr);
         let coa = pkt.mh.alternate_coa().unwrap_or(pkt.src_addr);
-        let mut target = BaTarget {
+        // RFC 6275 5.2.6 / 6.2.7: a deletion is authorized by the home keygen
+        // token alone and authenticated over the home address.
+        let deregister = bu.lifetime == 0 || coa == hoa;
+        let target = BaTarget {
             cn: pkt.dst_addr,
             src: pkt.src_addr,
             hoa,
-            auth_addr: coa,
+            coa,
             had_hao: pkt.hao.is_some(),
+            auth_address: if deregister { hoa } else { coa },
         };
         let span = debug_span!("binding", cn = %target.cn, %hoa, %coa, seq = bu.sequence);
         let _enter = span.enter();
@@ -94,18 +99,11 @@ impl Correspondent {
             return;
         }
         let authenticator = parsed.mh_bytes.get(field).unwrap_or_default();
-        // RFC 6275 5.2.6: a deletion is authorized by the home keygen token
-        // alone; the care-of nonce index is ignored.
-        let deregister = bu.lifetime == 0 || coa == hoa;
-        if deregister {
-            // RFC 6275 6.2.7: "... or the home address of the mobile node if
-            // this option is used in de-registration".
-            target.auth_addr = hoa;
-        }
+        // The care-of nonce index of a deletion is ignored (RFC 6275 5.2.6).
         let mh_data = input.to_vec();
         let auth = BindingAuthInput {
             hoa,
-            coa: target.auth_addr,
+            coa: target.auth_address,
             correspondent: target.cn,
             home_nonce_index: NonceIndex(home_index),
             care_of_nonce_index: (!deregister).then_some(NonceIndex(care_of_index)),
@@ -248,7 +246,7 @@ impl Correspondent {
             ..MhPacketRepr::new(target.cn, target.src, mh)
         };
         let t = match kbm {
-            Some(kbm) => transmit_binding_auth(&repr, kbm, target.auth_addr, target.cn),
+            Some(kbm) => transmit_binding_auth(&repr, kbm, target.auth_address, target.cn),
             None => transmit(&repr, Route::Direct),
         };
         if t.is_ok() {

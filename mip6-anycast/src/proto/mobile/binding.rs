@@ -142,9 +142,9 @@ fn send_bu(ctx: &mut Ctx, e: &mut BulEntry, now: Instant, retry: Option<Backoff>
         ..MhPacketRepr::new(coa, e.cn, mh)
     };
     // RFC 6275 6.2.7: a de-registration is authenticated over the home
-    // address in place of the care-of address.
-    let auth_addr = if deregister { hoa } else { coa };
-    let mut t = transmit_binding_auth(&repr, &key, auth_addr, e.cn);
+    // address instead of the care-of address.
+    let auth_address = if deregister { hoa } else { coa };
+    let mut t = transmit_binding_auth(&repr, &key, auth_address, e.cn);
     if let Ok(t) = &mut t
         && coa == hoa
     {
@@ -296,9 +296,8 @@ pub(super) fn handle_ba(
         e.bu = None;
         return progress(ctx, e, now);
     }
-    // The BA is authenticated like the BU it answers (RFC 6275 6.1.8, 6.2.7).
-    let auth_addr = if bu.deregister { hoa } else { bu.coa };
-    if let Err(reason) = verify_binding_auth(parsed, &bu.kbm, auth_addr, e.cn) {
+    let auth_address = if bu.deregister { ctx.cfg.hoa } else { bu.coa };
+    if let Err(reason) = verify_binding_auth(parsed, &bu.kbm, auth_address, e.cn) {
         return ctx.drop(reason);
     }
     if status == BaStatus::SequenceNumberOutOfWindow {
