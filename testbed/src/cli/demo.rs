@@ -25,6 +25,10 @@ pub struct DemoArgs {
     /// Echo samples per RTT measurement.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub samples: usize,
+    /// Seconds to wait for route optimization once the samples through
+    /// the home agent are taken.
+    #[arg(long, default_value_t = 15.0, value_name = "SECONDS")]
+    pub ro_timeout: f64,
 }
 
 pub fn run(
@@ -37,7 +41,12 @@ pub fn run(
         (1..=1000).contains(&args.samples),
         "--samples must be 1..=1000"
     );
+    anyhow::ensure!(
+        args.ro_timeout.is_finite() && (0.0..=3600.0).contains(&args.ro_timeout),
+        "--ro-timeout must be 0..=3600 seconds"
+    );
     let mut opts = DemoOptions::new(&args.out);
+    opts.ro_timeout = std::time::Duration::from_secs_f64(args.ro_timeout);
     opts.topology = args.topology.clone();
     opts.bin_dir = args.bin_dir.clone();
     opts.samples = args.samples;

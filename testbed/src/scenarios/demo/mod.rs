@@ -42,8 +42,6 @@ pub const DEMO_TOPOLOGY: &str = include_str!("../../../topologies/demo.toml");
 
 /// How long the demo waits for the home registration.
 const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long it waits for route optimization beyond the contact node's delay.
-const RO_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause after route optimization before measuring (packets in flight on
 /// the old path drain).
 const SETTLE: Duration = Duration::from_millis(300);
@@ -64,6 +62,9 @@ pub struct DemoOptions {
     pub bin_dir: Option<PathBuf>,
     /// Echo samples per measurement.
     pub samples: usize,
+    /// How long to wait for route optimization after the samples through
+    /// the home agent.
+    pub ro_timeout: Duration,
 }
 
 impl DemoOptions {
@@ -75,6 +76,7 @@ impl DemoOptions {
             lab: LabOptions::default(),
             bin_dir: None,
             samples: 10,
+            ro_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -247,7 +249,7 @@ fn measure(
     interrupted(signals)?;
 
     // Route optimization.
-    let ro = wait_for(RO_TIMEOUT, Duration::from_millis(20), || {
+    let ro = wait_for(opts.ro_timeout, Duration::from_millis(20), || {
         let at_c = client_binding(session, c, roles)?;
         let at_k = session.ctl(k, "bindings").ok()?;
         let bound = at_k.as_array()?.iter().any(|b| {
@@ -257,7 +259,7 @@ fn measure(
         bound.then_some(at_c)
     });
     let Some(_) = ro else {
-        report.error(format!("no route optimization within {RO_TIMEOUT:?}"));
+        report.error(format!("no route optimization within {:?}", opts.ro_timeout));
         return Ok(None);
     };
     report.route_optimized = true;
