@@ -12,6 +12,7 @@
 //! | [`datapath`] | the daemon's engine: steering on the configured interfaces, start, stop |
 //! | [`driver`] | feeding machines and dispatching their actions (`Route` -> `SendVia`) |
 //! | [`shell`] | `main` and the event loop (`App`, `serve`), signals and shutdown |
+//! | [`testing`] | running a daemon binary without `CAP_NET_ADMIN` in tests |
 //!
 //! A daemon's `main` parses its clap `Cli` (flattening [`cli::DaemonArgs`]
 //! and [`cli::DaemonCommand`]) and calls [`shell::main`] with its config
@@ -29,6 +30,7 @@ pub mod logging;
 pub mod persist;
 pub mod shell;
 pub mod system;
+pub mod testing;
 
 pub use cli::{CtlArgs, DaemonArgs, DaemonCommand};
 pub use config::{ConfigError, DaemonConfig, DaemonSection, EngineSection};
