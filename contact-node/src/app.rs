@@ -25,8 +25,7 @@ use mip6_anycast::daemon::{App, Outbox, drain, send_via};
 use mip6_anycast::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
 use mip6_anycast::proto::mobile::Goal;
 use mip6_anycast::proto::{
-    Arrival, FailReason, HomeRegEvent, HomeRegistration, MobileEvent, MobileNode,
-    RetransmitConfig,
+    Arrival, FailReason, HomeRegEvent, HomeRegistration, MobileEvent, MobileNode, RetransmitConfig,
 };
 use mip6_anycast::wire::{BeStatus, Ipv6Packet, MhMessage, MhPacketRepr};
 use serde_json::{Value, json};
@@ -207,8 +206,7 @@ impl ContactApp {
         for e in m.events {
             self.mobile_event(e, now).await;
         }
-        self.store
-            .set_home_next_sequence(self.home.next_sequence());
+        self.store.set_home_next_sequence(self.home.next_sequence());
         for t in m.transmits.iter().filter(|t| t.mh_type == MH_BU) {
             if let Some(seq) = self.mn.next_sequence(t.dst) {
                 self.store.set_next_sequence(t.dst, seq);
@@ -263,7 +261,10 @@ impl ContactApp {
                 self.registered = None;
             }
             HomeRegEvent::Failed { status } => {
-                warn!(?status, "home registration failed; retrying in {HOME_RETRY:?}");
+                warn!(
+                    ?status,
+                    "home registration failed; retrying in {HOME_RETRY:?}"
+                );
                 self.registered = None;
                 if self.shutdown.is_some() {
                     self.home_deregistered = true;
@@ -286,7 +287,10 @@ impl ContactApp {
                 peer: cn,
                 coa,
             },
-            None => TableUpdate::RemoveHomeAddressBinding { hoa: self.x, peer: cn },
+            None => TableUpdate::RemoveHomeAddressBinding {
+                hoa: self.x,
+                peer: cn,
+            },
         };
         if let Err(e) = self.engine.update(update).await {
             self.stats.table_errors += 1;
@@ -458,8 +462,7 @@ impl ContactApp {
                     .await;
             }
         }
-        self.store
-            .set_home_next_sequence(self.home.next_sequence());
+        self.store.set_home_next_sequence(self.home.next_sequence());
         for cn in self.mn.correspondents().collect::<Vec<_>>() {
             if let Some(seq) = self.mn.next_sequence(cn) {
                 self.store.set_next_sequence(cn, seq);

@@ -95,7 +95,10 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
     let result = async {
         if a.manage_address {
             let lo = nl.link_index("lo").await.context("finding lo")?;
-            match nl.add_address(lo, IpAddr::V6(x), 128, AddrOptions::NODAD).await {
+            match nl
+                .add_address(lo, IpAddr::V6(x), 128, AddrOptions::NODAD)
+                .await
+            {
                 Ok(()) => {
                     added_x = Some(lo);
                     info!(%x, "anycast address added to lo");

@@ -25,12 +25,27 @@ port = 7
 fn configuration_errors_name_the_field() {
     let dir = temp_dir("cn-node");
     let cases = [
-        (GOOD.replace("2001:db8:3::10", "ff02::1"), "anycast.care_of_address: ff02::1"),
-        (GOOD.replace("2001:db8:2::10", "2001:db8:3::10"), "anycast.home_agent"),
-        (format!("{GOOD}\n[route_optimization]\nlifetime_s = 421\n"), "route_optimization.lifetime_s"),
+        (
+            GOOD.replace("2001:db8:3::10", "ff02::1"),
+            "anycast.care_of_address: ff02::1",
+        ),
+        (
+            GOOD.replace("2001:db8:2::10", "2001:db8:3::10"),
+            "anycast.home_agent",
+        ),
+        (
+            format!("{GOOD}\n[route_optimization]\nlifetime_s = 421\n"),
+            "route_optimization.lifetime_s",
+        ),
         (GOOD.replace("port = 7", "port = 0"), "services.echo.port"),
-        (GOOD.replace("port = 7", "port = 70000"), "services.echo.port"),
-        (format!("{GOOD}\n[route_optimization]\ndelay_s = \"soon\"\n"), "route_optimization.delay_s"),
+        (
+            GOOD.replace("port = 7", "port = 70000"),
+            "services.echo.port",
+        ),
+        (
+            format!("{GOOD}\n[route_optimization]\ndelay_s = \"soon\"\n"),
+            "route_optimization.delay_s",
+        ),
         (
             GOOD.replace("spi = 4242", "# spi"),
             "anycast.spi: `key` needs `spi`",

@@ -46,18 +46,17 @@ impl Store {
         if file.version != STORE_VERSION {
             return Err(PersistError::Corrupt {
                 path,
-                message: format!("version {} (this build reads {STORE_VERSION})", file.version),
+                message: format!(
+                    "version {} (this build reads {STORE_VERSION})",
+                    file.version
+                ),
             });
         }
         let records = file.registrations.clone();
         Ok((
             Store {
                 path,
-                records: file
-                    .registrations
-                    .into_iter()
-                    .map(|r| (r.hoa, r))
-                    .collect(),
+                records: file.registrations.into_iter().map(|r| (r.hoa, r)).collect(),
                 dirty: false,
                 writes: 0,
             },
@@ -140,8 +139,11 @@ mod tests {
         assert_eq!(s.writes, 2, "nothing changed: no write");
         let (_, found) = Store::open(&dir).unwrap();
         assert_eq!(found, vec![rec(2)]);
-        std::fs::write(dir.join("bindings.json"), "{\"version\": 9, \"registrations\": []}")
-            .unwrap();
+        std::fs::write(
+            dir.join("bindings.json"),
+            "{\"version\": 9, \"registrations\": []}",
+        )
+        .unwrap();
         assert!(Store::open(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -38,7 +38,10 @@ fn configuration_errors_name_the_field() {
         ),
         (format!("{GOOD}\n[engine]\ntun = \"a/b\"\n"), "engine.tun"),
         (format!("{GOOD}\nbogus = 1\n"), "unknown field `bogus`"),
-        (GOOD.replace("key = ", "# key = "), "home_address[0].key: `spi` needs `key`"),
+        (
+            GOOD.replace("key = ", "# key = "),
+            "home_address[0].key: `spi` needs `key`",
+        ),
         (
             GOOD.replace("spi = 4242\n", "").replace("key = ", "#"),
             "home_address[0].: needs key material",
@@ -63,7 +66,10 @@ fn missing_capability_is_reported() {
     let f = dir.join("ha.toml");
     std::fs::write(
         &f,
-        format!("{GOOD}\n[daemon]\ncontrol_socket = \"{}/ha.sock\"\n", dir.display()),
+        format!(
+            "{GOOD}\n[daemon]\ncontrol_socket = \"{}/ha.sock\"\n",
+            dir.display()
+        ),
     )
     .unwrap();
     let (code, _, err) = run(without_net_admin(Command::new(BIN).arg("--config").arg(&f)));
@@ -86,10 +92,19 @@ fn ctl_without_a_daemon_fails_clearly() {
     assert!(err.contains("is home-agent running?"), "{err}");
     // The socket path also comes from the config file.
     let f = dir.join("ha.toml");
-    std::fs::write(&f, format!("{GOOD}\n[daemon]\ncontrol_socket = \"x.sock\"\n")).unwrap();
-    let (code, _, err) = run(Command::new(BIN).args(["ctl", "bindings", "--config"]).arg(&f));
+    std::fs::write(
+        &f,
+        format!("{GOOD}\n[daemon]\ncontrol_socket = \"x.sock\"\n"),
+    )
+    .unwrap();
+    let (code, _, err) = run(Command::new(BIN)
+        .args(["ctl", "bindings", "--config"])
+        .arg(&f));
     assert_eq!(code, 1);
-    assert!(err.contains(&dir.join("x.sock").display().to_string()), "{err}");
+    assert!(
+        err.contains(&dir.join("x.sock").display().to_string()),
+        "{err}"
+    );
     let (code, out, _) = run(Command::new(BIN).arg("--help"));
     assert_eq!(code, 0);
     assert!(out.contains("ctl") && out.contains("--config"), "{out}");

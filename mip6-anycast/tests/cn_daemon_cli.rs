@@ -13,13 +13,25 @@ const BIN: &str = env!("CARGO_BIN_EXE_mip6-cn");
 fn configuration_errors_name_the_field() {
     let dir = temp_dir("mip6cn");
     let cases = [
-        ("[correspondent]\naddresses = [\"fe80::1\"]\n", "correspondent.addresses[0]"),
-        ("[correspondent]\nmax_lifetime_s = 500\n", "correspondent.max_lifetime_s"),
-        ("[correspondent]\nmax_bindings = -1\n", "correspondent.max_bindings"),
+        (
+            "[correspondent]\naddresses = [\"fe80::1\"]\n",
+            "correspondent.addresses[0]",
+        ),
+        (
+            "[correspondent]\nmax_lifetime_s = 500\n",
+            "correspondent.max_lifetime_s",
+        ),
+        (
+            "[correspondent]\nmax_bindings = -1\n",
+            "correspondent.max_bindings",
+        ),
         ("[fallback]\nsilence_s = 0.1\n", "fallback.silence_s"),
         ("[fallback]\nsilence = 3\n", "unknown field `silence`"),
         ("[engine]\ninterfaces = [\"lo\"]\n", "engine.interfaces[0]"),
-        ("[daemon]\nshutdown_grace_s = -2\n", "daemon.shutdown_grace_s"),
+        (
+            "[daemon]\nshutdown_grace_s = -2\n",
+            "daemon.shutdown_grace_s",
+        ),
     ];
     for (text, want) in cases {
         let f = dir.join("bad.toml");

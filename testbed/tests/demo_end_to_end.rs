@@ -30,10 +30,14 @@ fn rh2_hao_frames(pcap: &Path, c: Ipv6Addr, k: Ipv6Addr, x: Ipv6Addr) -> (usize,
         if chain.mh_offset().is_some() {
             continue;
         }
-        if chain.rh2().is_some_and(|r| r.home_address == x) && (ip.src_addr(), ip.dst_addr()) == (c, k) {
+        if chain.rh2().is_some_and(|r| r.home_address == x)
+            && (ip.src_addr(), ip.dst_addr()) == (c, k)
+        {
             rh2 += 1;
         }
-        if chain.hao().is_some_and(|h| h.home_address == x) && (ip.src_addr(), ip.dst_addr()) == (k, c) {
+        if chain.hao().is_some_and(|h| h.home_address == x)
+            && (ip.src_addr(), ip.dst_addr()) == (k, c)
+        {
             hao += 1;
         }
     }
@@ -72,9 +76,15 @@ fn demo_reaches_x_through_the_home_agent_then_route_optimized() {
     assert!(r.bu_accepted >= 1);
     // The direct path is 2 x 10 ms shorter one way than the detour.
     let (via, ro) = (r.rtt_via_ha_ms.unwrap(), r.rtt_ro_ms.unwrap());
-    assert!(ro < via, "route-optimized RTT {ro} ms not below {via} ms via the HA");
+    assert!(
+        ro < via,
+        "route-optimized RTT {ro} ms not below {via} ms via the HA"
+    );
     assert!(r.rtt_ro_new_connection_ms.unwrap() < via);
-    assert_eq!((r.expected_rtt_via_ha_ms, r.expected_rtt_ro_ms), (Some(50.0), Some(30.0)));
+    assert_eq!(
+        (r.expected_rtt_via_ha_ms, r.expected_rtt_ro_ms),
+        (Some(50.0), Some(30.0))
+    );
     for (d, status) in &r.daemon_exits {
         assert_eq!(status, "exit status: 0", "{d}");
     }
@@ -84,8 +94,14 @@ fn demo_reaches_x_through_the_home_agent_then_route_optimized() {
         assert!(c.clean(), "{c:?}");
     }
     let ha = r.captures.iter().find(|c| c.link == "r-ha").unwrap();
-    assert!(ha.tunnelled > 0, "nothing went through the home agent: {ha:?}");
-    assert!(ha.mobility.get("bu").copied().unwrap_or(0) >= 1, "home registration BU");
+    assert!(
+        ha.tunnelled > 0,
+        "nothing went through the home agent: {ha:?}"
+    );
+    assert!(
+        ha.mobility.get("bu").copied().unwrap_or(0) >= 1,
+        "home registration BU"
+    );
     if r.mip6_inspect.ran {
         assert_eq!(r.mip6_inspect.ok, Some(true), "{}", r.mip6_inspect.note);
     }
@@ -101,7 +117,11 @@ fn demo_reaches_x_through_the_home_agent_then_route_optimized() {
     let (rh2, hao) = rh2_hao_frames(&out.path().join("pcap/c-r.pcap"), c, k, x);
     assert!(rh2 >= 20 && hao >= 20, "RH2 frames {rh2}, HAO frames {hao}");
     let (rh2_ha, hao_ha) = rh2_hao_frames(&out.path().join("pcap/r-ha.pcap"), c, k, x);
-    assert_eq!((rh2_ha, hao_ha), (0, 0), "route-optimized packets on the HA link");
+    assert_eq!(
+        (rh2_ha, hao_ha),
+        (0, 0),
+        "route-optimized packets on the HA link"
+    );
 }
 
 #[test]
@@ -127,15 +147,29 @@ fn demo_command_exit_status_follows_the_outcome() {
     let topo = out.path().join("no-ro.toml");
     std::fs::write(&topo, toml::to_string(&t).unwrap()).unwrap();
     let st = std::process::Command::new(testbed)
-        .args(["--family", &family("demox"), "demo", "--samples", "3", "--ro-timeout", "3", "--out"])
+        .args([
+            "--family",
+            &family("demox"),
+            "demo",
+            "--samples",
+            "3",
+            "--ro-timeout",
+            "3",
+            "--out",
+        ])
         .arg(out.path().join("run"))
         .arg("--topology")
         .arg(&topo)
         .output()
         .unwrap();
-    assert!(!st.status.success(), "{}", String::from_utf8_lossy(&st.stdout));
+    assert!(
+        !st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
     let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("run/report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.path().join("run/report.json")).unwrap())
+            .unwrap();
     assert_eq!(r["tcp_via_home_agent_ok"], true, "{r:#}");
     assert_eq!(r["route_optimized"], false);
     assert!(!r["errors"].as_array().unwrap().is_empty());

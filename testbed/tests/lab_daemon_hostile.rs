@@ -15,7 +15,7 @@ use std::time::Duration;
 use daemon_support::{C, DaemonLab, HA, K, sum, topology};
 use mip6_anycast::require_root;
 use mip6_anycast::wire::{
-    BindingErrorRepr, BindingUpdateRepr, BeStatus, BuFlags, HomeTestInitRepr, MessageAuth,
+    BeStatus, BindingErrorRepr, BindingUpdateRepr, BuFlags, HomeTestInitRepr, MessageAuth,
     MhMessage, MhPacketRepr, MhRepr, MobilityOption, TunnelParams, ip6ip6,
 };
 use serde_json::Value;
@@ -38,7 +38,16 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
     fn addr(&mut self) -> Ipv6Addr {
-        Ipv6Addr::new(0x2001, 0xdb8, self.below(5) as u16, 0, 0, 0, 0, self.below(20) as u16)
+        Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            self.below(5) as u16,
+            0,
+            0,
+            0,
+            0,
+            self.below(20) as u16,
+        )
     }
 }
 
@@ -92,15 +101,25 @@ fn hostile(rng: &mut Rng, dst: Ipv6Addr, x: Ipv6Addr) -> Vec<u8> {
             let home = rng.below(2) == 0;
             let mut mh = MhRepr::new(MhMessage::BindingUpdate(BindingUpdateRepr {
                 sequence: rng.next() as u16,
-                flags: if home { BuFlags::ACK | BuFlags::HOME } else { BuFlags::ACK },
+                flags: if home {
+                    BuFlags::ACK | BuFlags::HOME
+                } else {
+                    BuFlags::ACK
+                },
                 lifetime: 100,
             }));
             if home {
                 mh = mh
-                    .with_option(MobilityOption::MesgId { timestamp: rng.next() })
+                    .with_option(MobilityOption::MesgId {
+                        timestamp: rng.next(),
+                    })
                     .with_option(MobilityOption::MessageAuth(MessageAuth {
                         subtype: 1,
-                        spi: if rng.below(2) == 0 { 4242 } else { rng.next() as u32 },
+                        spi: if rng.below(2) == 0 {
+                            4242
+                        } else {
+                            rng.next() as u32
+                        },
                         auth_data: rng.bytes(12),
                     }));
             } else {
@@ -164,7 +183,10 @@ fn hostile_packets_leave_daemons_and_bindings_intact() {
         "hostile",
         topology(
             1.0,
-            &[(K, "[route_optimization]\ndelay_s = 0.0\npeer_scan_s = 0.2\n")],
+            &[(
+                K,
+                "[route_optimization]\ndelay_s = 0.0\npeer_scan_s = 0.2\n",
+            )],
         ),
     );
     let mut conn = lab.connect();
@@ -183,7 +205,9 @@ fn hostile_packets_leave_daemons_and_bindings_intact() {
     let sock = lab
         .session
         .lab
-        .run_in("R", || Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(255))))
+        .run_in("R", || {
+            Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(255)))
+        })
         .unwrap()
         .expect("raw socket in R");
     let mut rng = Rng(0x6d69_7036_2d61_6e79);
@@ -217,7 +241,10 @@ fn hostile_packets_leave_daemons_and_bindings_intact() {
     }
     // Nothing changed that matters.
     assert_eq!(lab.ctl(HA, "bindings")[0]["coa"], ha_before[0]["coa"]);
-    assert_eq!(lab.ctl(HA, "bindings")[0]["sequence"], ha_before[0]["sequence"]);
+    assert_eq!(
+        lab.ctl(HA, "bindings")[0]["sequence"],
+        ha_before[0]["sequence"]
+    );
     assert_eq!(lab.client_binding().map(|b| b.0), Some(coa));
     assert!(lab.k_bound());
     for _ in 0..10 {
@@ -225,6 +252,8 @@ fn hostile_packets_leave_daemons_and_bindings_intact() {
     }
     conn.close().expect("close");
     let mut fresh = lab.connect();
-    fresh.round_trip(64).expect("a new connection after the spray");
+    fresh
+        .round_trip(64)
+        .expect("a new connection after the spray");
     fresh.close().expect("close");
 }

@@ -94,11 +94,17 @@ fn binding_refresh_request_is_answered() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let at = refreshed.expect("the binding was not refreshed");
-    assert!(at < Duration::from_millis(5500), "refreshed only after {at:?}");
+    assert!(
+        at < Duration::from_millis(5500),
+        "refreshed only after {at:?}"
+    );
     let c = lab.ctl(C, "status");
     let k = lab.ctl(K, "status");
     assert!(c["brr_sent"].as_u64().unwrap() >= 1, "{c:#}");
-    assert!(k["route_optimization"]["brr_received"].as_u64().unwrap() >= 1, "{k:#}");
+    assert!(
+        k["route_optimization"]["brr_received"].as_u64().unwrap() >= 1,
+        "{k:#}"
+    );
     assert_eq!(c["fallback"]["dropped"], serde_json::json!({}), "{c:#}");
     conn.close().expect("close");
 }

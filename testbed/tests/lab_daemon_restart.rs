@@ -43,7 +43,9 @@ fn contact_node_crash_falls_back_and_recovers() {
             std::thread::sleep(Duration::from_millis(100));
         }
     });
-    lab.eventually("the client to drop the binding", || lab.client_binding().is_none());
+    lab.eventually("the client to drop the binding", || {
+        lab.client_binding().is_none()
+    });
     stop.store(true, Ordering::Relaxed);
     let c = lab.ctl(C, "status");
     assert!(
@@ -59,7 +61,9 @@ fn contact_node_crash_falls_back_and_recovers() {
     fresh.round_trip(64).expect("echo on a new connection");
     let (coa, _) = lab.wait_route_optimized();
     assert_eq!(coa, lab.k_coa());
-    fresh.round_trip(64).expect("echo after route optimization again");
+    fresh
+        .round_trip(64)
+        .expect("echo after route optimization again");
     fresh.close().expect("close");
     let _ = writer.join();
     assert!(lab.ctl(C, "status")["bu_accepted"].as_u64().unwrap() >= 2);
@@ -90,9 +94,15 @@ fn contact_node_restart_resumes_sequence_numbers() {
     );
 
     // A clean stop deregisters at the client (and the home agent).
-    let st = lab.session.stop_daemon(K, Duration::from_secs(8)).expect("stop K");
+    let st = lab
+        .session
+        .stop_daemon(K, Duration::from_secs(8))
+        .expect("stop K");
     assert!(st.success(), "{st}");
-    assert!(lab.client_binding().is_none(), "binding left after the deregistration");
+    assert!(
+        lab.client_binding().is_none(),
+        "binding left after the deregistration"
+    );
     assert!(lab.ctl(C, "status")["deregistrations"].as_u64().unwrap() >= 1);
 
     // Without its list, the restarted node starts from a random number;
@@ -151,8 +161,14 @@ fn home_agent_restart_loses_no_registration() {
 
     lab.session.kill_daemon(HA).expect("kill HA");
     lab.session.restart_daemon(HA).expect("restart HA");
-    lab.eventually("the restarted home agent", || lab.session.ctl(HA, "status").is_ok());
-    assert_eq!(ha_bindings(&lab), before, "registration changed across the restart");
+    lab.eventually("the restarted home agent", || {
+        lab.session.ctl(HA, "status").is_ok()
+    });
+    assert_eq!(
+        ha_bindings(&lab),
+        before,
+        "registration changed across the restart"
+    );
     let s = lab.ctl(HA, "status");
     assert_eq!(s["restored_at_start"], 1, "{s:#}");
     let b = &lab.ctl(HA, "bindings")[0];
@@ -160,12 +176,16 @@ fn home_agent_restart_loses_no_registration() {
     // The same connection and a new one work through the restored tunnel,
     // without the contact node registering again.
     for _ in 0..5 {
-        conn.round_trip(256).expect("echo on the old connection after the restart");
+        conn.round_trip(256)
+            .expect("echo on the old connection after the restart");
     }
     let mut fresh = lab.connect();
     fresh.round_trip(64).expect("echo on a new connection");
     let s = lab.ctl(HA, "status");
-    assert_eq!(s["accepted"], 0, "the contact node had to register again: {s:#}");
+    assert_eq!(
+        s["accepted"], 0,
+        "the contact node had to register again: {s:#}"
+    );
     assert!(lab.client_binding().is_none());
     fresh.close().expect("close");
     conn.close().expect("close");
@@ -173,12 +193,22 @@ fn home_agent_restart_loses_no_registration() {
     // A clean stop: exit 0, steering gone, registrations kept on disk.
     let ns = lab.session.lab.ns("HA").unwrap().to_string();
     assert!(ip(&ns, &["link", "show"]).contains("mip0"));
-    let st = lab.session.stop_daemon(HA, Duration::from_secs(5)).expect("stop HA");
+    let st = lab
+        .session
+        .stop_daemon(HA, Duration::from_secs(5))
+        .expect("stop HA");
     assert!(st.success(), "{st}");
     assert!(!ip(&ns, &["link", "show"]).contains("mip0"), "TUN left");
     let rules = ip(&ns, &["-6", "rule", "show"]);
-    assert!(!rules.contains("1000:") && !rules.contains("1001:"), "rules left: {rules}");
-    assert!(ip(&ns, &["-6", "route", "show", "table", "100"]).trim().is_empty());
+    assert!(
+        !rules.contains("1000:") && !rules.contains("1001:"),
+        "rules left: {rules}"
+    );
+    assert!(
+        ip(&ns, &["-6", "route", "show", "table", "100"])
+            .trim()
+            .is_empty()
+    );
     let store = lab.out.path().join("state").join(HA).join("bindings.json");
     let text = std::fs::read_to_string(&store).unwrap();
     assert!(text.contains("2001:db8:100::1"), "{text}");

@@ -104,7 +104,8 @@ impl CnApp {
 
     async fn binding_event(&mut self, e: BindingEvent) {
         let (update, key) = match e {
-            BindingEvent::Added { cn, hoa, coa, .. } | BindingEvent::Updated { cn, hoa, coa, .. } => {
+            BindingEvent::Added { cn, hoa, coa, .. }
+            | BindingEvent::Updated { cn, hoa, coa, .. } => {
                 let added = matches!(e, BindingEvent::Added { .. });
                 let _span = info_span!("binding", %cn, %hoa, %coa).entered();
                 if added {
@@ -113,13 +114,19 @@ impl CnApp {
                     debug!("binding refreshed");
                 }
                 self.fallback.bound((cn, hoa), coa);
-                (TableUpdate::AddCorrespondentBinding { cn, hoa, coa }, (cn, hoa))
+                (
+                    TableUpdate::AddCorrespondentBinding { cn, hoa, coa },
+                    (cn, hoa),
+                )
             }
             BindingEvent::Removed { cn, hoa, reason } => {
                 let _span = info_span!("binding", %cn, %hoa).entered();
                 info!(?reason, "binding removed: back to the home path");
                 self.fallback.removed((cn, hoa));
-                (TableUpdate::RemoveCorrespondentBinding { cn, hoa }, (cn, hoa))
+                (
+                    TableUpdate::RemoveCorrespondentBinding { cn, hoa },
+                    (cn, hoa),
+                )
             }
         };
         if let Err(err) = self.engine.update(update).await {
@@ -157,9 +164,7 @@ impl CnApp {
                 continue;
             };
             if let Some(idle) = b.idle_ms {
-                let used_at = now
-                    .checked_sub(Duration::from_millis(idle))
-                    .unwrap_or(now);
+                let used_at = now.checked_sub(Duration::from_millis(idle)).unwrap_or(now);
                 self.cn.note_binding_used(used_at, cn, hoa);
             }
             seen.push((cn, hoa));
@@ -167,11 +172,7 @@ impl CnApp {
                 condemned.push(((cn, hoa), why));
             }
         }
-        let others: Vec<Key> = self
-            .fallback
-            .keys()
-            .filter(|k| !seen.contains(k))
-            .collect();
+        let others: Vec<Key> = self.fallback.keys().filter(|k| !seen.contains(k)).collect();
         for k in others {
             if let Some(why) = self.fallback.check(k, now) {
                 condemned.push((k, why));

@@ -28,9 +28,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::crypto::{
-    MAX_NONCE_INTERVAL, MAX_RR_BINDING_LIFETIME, MIN_NONCE_INTERVAL, NonceConfig,
-};
+use crate::crypto::{MAX_NONCE_INTERVAL, MAX_RR_BINDING_LIFETIME, MIN_NONCE_INTERVAL, NonceConfig};
 use crate::daemon::config::{ConfigError, DaemonConfig, DaemonSection, EngineSection, Seconds};
 use crate::proto::CorrespondentConfig;
 use crate::proto::correspondent::RefreshPolicy;
@@ -205,7 +203,10 @@ impl DaemonConfig for CnConfig {
             ));
         }
         if c.max_bindings == Some(0) {
-            return Err(err("correspondent.max_bindings", "must be at least 1".into()));
+            return Err(err(
+                "correspondent.max_bindings",
+                "must be at least 1".into(),
+            ));
         }
         if let Some(l) = c.max_lifetime_s
             && (l.duration() > MAX_RR_BINDING_LIFETIME || l.duration() < Duration::from_secs(4))
@@ -271,7 +272,10 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let c = load("").unwrap();
-        assert_eq!(c.correspondent.machine().max_lifetime, MAX_RR_BINDING_LIFETIME);
+        assert_eq!(
+            c.correspondent.machine().max_lifetime,
+            MAX_RR_BINDING_LIFETIME
+        );
         assert!(c.fallback.settings().enabled);
         let e = load("[correspondent]\nmax_lifetime_s = 1000\n").unwrap_err();
         assert_eq!(e.field_path(), Some("correspondent.max_lifetime_s"));

@@ -173,14 +173,12 @@ impl Tracker {
     }
 
     fn verdict(cfg: &FallbackConfig, t: &Track, now: Instant) -> Option<FallbackReason> {
-        if t
-            .unanswered_since
+        if t.unanswered_since
             .is_some_and(|s| now.saturating_duration_since(s) >= cfg.silence)
         {
             return Some(FallbackReason::Silent);
         }
-        if t
-            .brr_sent
+        if t.brr_sent
             .is_some_and(|s| now.saturating_duration_since(s) >= cfg.brr_timeout)
         {
             return Some(FallbackReason::RefreshUnanswered);

@@ -267,12 +267,10 @@ pub async fn serve<A: App>(
         }
         // A machine whose deadline did not move after its timers ran must
         // not make this loop spin: wait at least a millisecond.
-        let deadline = app
-            .poll_timeout()
-            .map(|t| match last_fire {
-                Some(l) if t <= l => l + Duration::from_millis(1),
-                _ => t,
-            });
+        let deadline = app.poll_timeout().map(|t| match last_fire {
+            Some(l) if t <= l => l + Duration::from_millis(1),
+            _ => t,
+        });
         tokio::select! {
             biased;
             _ = term.recv() => {

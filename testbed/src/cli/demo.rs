@@ -61,7 +61,11 @@ pub fn run(
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     println!(
         "demo: TCP via home agent {}, route optimized {}, RTT via HA {} (expected {}), RTT route-optimized {} (expected {}), new connection {}, packets via HA after RO {}, BU accepted {}",
-        if r.tcp_via_home_agent_ok { "ok" } else { "FAILED" },
+        if r.tcp_via_home_agent_ok {
+            "ok"
+        } else {
+            "FAILED"
+        },
         if r.route_optimized { "yes" } else { "NO" },
         ms(r.rtt_via_ha_ms),
         ms(r.expected_rtt_via_ha_ms),

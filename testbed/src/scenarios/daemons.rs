@@ -86,7 +86,11 @@ pub fn ctl_at(path: &Path, cmd: &str) -> Result<Value, String> {
 }
 
 /// Polls `f` every `every` until it returns `Some`, at most `limit`.
-pub fn wait_for<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(
+    limit: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -121,12 +125,19 @@ mod tests {
             files["contact-node-K"].state_dir,
             PathBuf::from("/out/state/contact-node-K")
         );
-        assert_eq!(files["mip6-cn-C"].control_socket, PathBuf::from("/x/c.sock"));
+        assert_eq!(
+            files["mip6-cn-C"].control_socket,
+            PathBuf::from("/x/c.sock")
+        );
         let mut fresh =
             Topology::from_toml_str(include_str!("../../topologies/demo.toml")).unwrap();
         let long = PathBuf::from(format!("/{}", "d".repeat(120)));
         let files = place_daemon_files(&mut fresh, &long);
-        assert!(files["home-agent-HA"].control_socket.starts_with(std::env::temp_dir()));
+        assert!(
+            files["home-agent-HA"]
+                .control_socket
+                .starts_with(std::env::temp_dir())
+        );
         assert!(files["home-agent-HA"].control_socket.as_os_str().len() <= MAX_SOCKET_PATH + 20);
     }
 }

@@ -133,17 +133,13 @@ impl Session {
 
     /// Stops daemon `name` (SIGTERM, SIGKILL after `timeout`).
     pub fn stop_daemon(&self, name: &str, timeout: Duration) -> Result<ExitStatus, LabError> {
-        let p = self
-            .daemon(name)
-            .ok_or_else(|| no_daemon(name))?;
+        let p = self.daemon(name).ok_or_else(|| no_daemon(name))?;
         p.terminate(timeout)
     }
 
     /// Kills daemon `name` with SIGKILL (a crash) and reaps it.
     pub fn kill_daemon(&self, name: &str) -> Result<ExitStatus, LabError> {
-        let p = self
-            .daemon(name)
-            .ok_or_else(|| no_daemon(name))?;
+        let p = self.daemon(name).ok_or_else(|| no_daemon(name))?;
         p.signal(nix::sys::signal::Signal::SIGKILL)?;
         p.wait()
     }
@@ -151,9 +147,7 @@ impl Session {
     /// Starts daemon `name` again (after it stopped) with the same command
     /// line; its log continues in the same file.
     pub fn restart_daemon(&mut self, name: &str) -> Result<(), LabError> {
-        let i = self
-            .daemon_index(name)
-            .ok_or_else(|| no_daemon(name))?;
+        let i = self.daemon_index(name).ok_or_else(|| no_daemon(name))?;
         let opts = self.daemon_options.clone().unwrap_or_default();
         let cmd = self.lab.daemon_command(i, &opts)?;
         let p = self.lab.spawn_named(
@@ -183,7 +177,11 @@ impl Session {
 
     /// The lab's processes of this session stopped in the order given
     /// (names), then the lab torn down.
-    pub fn stop_in_order(self, names: &[&str], timeout: Duration) -> (Vec<(String, String)>, TeardownReport) {
+    pub fn stop_in_order(
+        self,
+        names: &[&str],
+        timeout: Duration,
+    ) -> (Vec<(String, String)>, TeardownReport) {
         let mut stopped = Vec::new();
         for n in names {
             if let Some(p) = self.daemon(n) {

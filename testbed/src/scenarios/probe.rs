@@ -19,7 +19,12 @@ pub struct EchoProbe {
 impl EchoProbe {
     /// Connects from `host` to `to` (the socket belongs to the host's
     /// namespace; it is used from this thread).
-    pub fn connect(lab: &Lab, host: &str, to: SocketAddr, timeout: Duration) -> Result<EchoProbe, String> {
+    pub fn connect(
+        lab: &Lab,
+        host: &str,
+        to: SocketAddr,
+        timeout: Duration,
+    ) -> Result<EchoProbe, String> {
         let t0 = Instant::now();
         let stream = lab
             .run_in(host, move || TcpStream::connect_timeout(&to, timeout))

@@ -65,7 +65,11 @@ pub fn family(tag: &str) -> String {
         }
     }
     // Families are at most 12 letters.
-    s.extend(tag.chars().filter(char::is_ascii_lowercase).take(12 - s.len().min(12)));
+    s.extend(
+        tag.chars()
+            .filter(char::is_ascii_lowercase)
+            .take(12 - s.len().min(12)),
+    );
     s
 }
 
@@ -221,8 +225,13 @@ impl DaemonLab {
     }
 
     pub fn connect(&self) -> EchoProbe {
-        EchoProbe::connect(&self.session.lab, "C", self.echo_addr(), Duration::from_secs(5))
-            .expect("connect from C to X")
+        EchoProbe::connect(
+            &self.session.lab,
+            "C",
+            self.echo_addr(),
+            Duration::from_secs(5),
+        )
+        .expect("connect from C to X")
     }
 
     /// TCP packets and all packets that entered the HA's link so far.

@@ -182,7 +182,9 @@ fn run_inner(
     let (stopped, teardown) = session.stop_in_order(&order, Duration::from_secs(8));
     for (name, status) in stopped {
         if !status.contains("exit status: 0") {
-            report.error(format!("{name} did not exit cleanly after SIGTERM: {status}"));
+            report.error(format!(
+                "{name} did not exit cleanly after SIGTERM: {status}"
+            ));
         }
         report.daemon_exits.insert(name, status);
     }
@@ -209,7 +211,9 @@ fn measure(
         (get(&s, &["home_registration", "registered"])? == &Value::Bool(true)).then_some(())
     });
     if registered.is_none() {
-        anyhow::bail!("the contact node did not register at the home agent within {REGISTRATION_TIMEOUT:?}");
+        anyhow::bail!(
+            "the contact node did not register at the home agent within {REGISTRATION_TIMEOUT:?}"
+        );
     }
     report
         .timings
@@ -218,7 +222,10 @@ fn measure(
         .ctl(ha, "bindings")
         .ok()
         .and_then(|b| b.as_array().cloned())
-        .is_some_and(|b| b.iter().any(|r| r.get("hoa").and_then(Value::as_str) == Some(&roles.x.to_string())));
+        .is_some_and(|b| {
+            b.iter()
+                .any(|r| r.get("hoa").and_then(Value::as_str) == Some(&roles.x.to_string()))
+        });
     if !ha_has_x {
         report.error(format!("{ha} lists no registration for {}", roles.x));
     }
@@ -229,9 +236,10 @@ fn measure(
     let t_connect = Instant::now();
     let mut conn = EchoProbe::connect(&session.lab, &roles.c.1, to, Duration::from_secs(5))
         .map_err(anyhow::Error::msg)?;
-    report
-        .timings
-        .insert("connect_via_ha_ms".into(), conn.connect_time.as_secs_f64() * 1e3);
+    report.timings.insert(
+        "connect_via_ha_ms".into(),
+        conn.connect_time.as_secs_f64() * 1e3,
+    );
     let via = conn.samples(opts.samples, SAMPLE_GAP);
     let no_binding_yet = client_binding(session, c, roles).is_none();
     match via {
@@ -254,18 +262,24 @@ fn measure(
         let at_k = session.ctl(k, "bindings").ok()?;
         let bound = at_k.as_array()?.iter().any(|b| {
             b.get("bound") == Some(&Value::Bool(true))
-                && b.get("cn").and_then(Value::as_str).is_some_and(|cn| at_c.0 == cn)
+                && b.get("cn")
+                    .and_then(Value::as_str)
+                    .is_some_and(|cn| at_c.0 == cn)
         });
         bound.then_some(at_c)
     });
     let Some(_) = ro else {
-        report.error(format!("no route optimization within {:?}", opts.ro_timeout));
+        report.error(format!(
+            "no route optimization within {:?}",
+            opts.ro_timeout
+        ));
         return Ok(None);
     };
     report.route_optimized = true;
-    report
-        .timings
-        .insert("route_optimized_after_connect_s".into(), t_connect.elapsed().as_secs_f64());
+    report.timings.insert(
+        "route_optimized_after_connect_s".into(),
+        t_connect.elapsed().as_secs_f64(),
+    );
     std::thread::sleep(SETTLE);
     interrupted(signals)?;
 
@@ -276,15 +290,18 @@ fn measure(
             report.rtt_ro_ms = median(&v);
             report.samples_ms.insert("ro_same_connection".into(), v);
         }
-        Err(e) => report.error(format!("echo on the same connection after route optimization: {e}")),
+        Err(e) => report.error(format!(
+            "echo on the same connection after route optimization: {e}"
+        )),
     }
-    match EchoProbe::connect(&session.lab, &roles.c.1, to, Duration::from_secs(5))
-        .and_then(|mut n| {
+    match EchoProbe::connect(&session.lab, &roles.c.1, to, Duration::from_secs(5)).and_then(
+        |mut n| {
             let ct = n.connect_time;
             let v = n.samples(opts.samples, SAMPLE_GAP)?;
             n.close()?;
             Ok((ct, v))
-        }) {
+        },
+    ) {
         Ok((ct, v)) => {
             report
                 .timings
@@ -310,7 +327,12 @@ fn client_binding(session: &Session, c: &str, roles: &Roles) -> Option<(String, 
     let b = session.ctl(c, "bindings").ok()?;
     b.as_array()?.iter().find_map(|e| {
         (e.get("hoa")?.as_str()? == roles.x.to_string())
-            .then(|| Some((e.get("cn")?.as_str()?.to_string(), e.get("coa")?.as_str()?.to_string())))
+            .then(|| {
+                Some((
+                    e.get("cn")?.as_str()?.to_string(),
+                    e.get("coa")?.as_str()?.to_string(),
+                ))
+            })
             .flatten()
     })
 }
@@ -360,7 +382,10 @@ fn check_captures(
     let files: Vec<&Path> = pcaps.iter().map(|(_, p)| p.as_path()).collect();
     report.mip6_inspect = run_inspect(&files);
     if report.mip6_inspect.ok == Some(false) {
-        report.error(format!("mip6-inspect --strict: {}", report.mip6_inspect.note));
+        report.error(format!(
+            "mip6-inspect --strict: {}",
+            report.mip6_inspect.note
+        ));
     }
     report.tshark = run_tshark(&files);
     if report.tshark.ok == Some(false) {
@@ -411,7 +436,14 @@ fn run_tshark(files: &[&Path]) -> report::ToolCheck {
         let out = Command::new("tshark")
             .args(["-n", "-r"])
             .arg(f)
-            .args(["-Y", "_ws.malformed || _ws.expert.severity == error", "-T", "fields", "-e", "frame.number"])
+            .args([
+                "-Y",
+                "_ws.malformed || _ws.expert.severity == error",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ])
             .output();
         match out {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -431,11 +463,19 @@ fn run_tshark(files: &[&Path]) -> report::ToolCheck {
                 return report::ToolCheck {
                     ran: true,
                     ok: Some(false),
-                    note: format!("tshark -r {}: {} {}", f.display(), o.status, tail(&o.stderr)),
+                    note: format!(
+                        "tshark -r {}: {} {}",
+                        f.display(),
+                        o.status,
+                        tail(&o.stderr)
+                    ),
                 };
             }
             Ok(o) => {
-                let n = String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()).count();
+                let n = String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .count();
                 if n > 0 {
                     malformed.push(format!("{}: {n} frames", f.display()));
                 }

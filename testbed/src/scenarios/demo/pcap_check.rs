@@ -20,8 +20,7 @@ use std::time::Duration;
 use mip6_anycast::crypto::{self, KeygenToken, MnHaKey};
 use mip6_anycast::wire::mh::AUTH_SUBTYPE_MN_HA;
 use mip6_anycast::wire::{
-    Error as WireError, ExtChain, Ipv6Packet, MhMessage, MhPacketRepr, checksum, ip6ip6,
-    ip_proto,
+    Error as WireError, ExtChain, Ipv6Packet, MhMessage, MhPacketRepr, checksum, ip_proto, ip6ip6,
 };
 use pcap_file::pcap::PcapReader;
 use serde::Serialize;
@@ -167,7 +166,9 @@ fn check_packet(
     if chain.mh_offset().is_some() {
         match MhPacketRepr::parse_with_bytes(p) {
             Ok(parsed) => {
-                *c.mobility.entry(mh_name(&parsed.repr.mh.message)).or_insert(0) += 1;
+                *c.mobility
+                    .entry(mh_name(&parsed.repr.mh.message))
+                    .or_insert(0) += 1;
                 match authenticate(rr, &parsed, mn_ha) {
                     Auth::Ok => c.authenticators_ok += 1,
                     Auth::Unchecked => c.authenticators_unchecked += 1,
@@ -189,23 +190,35 @@ fn check_packet(
         return;
     }
     let proto = chain.upper_proto();
-    if !matches!(proto, ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6) || chain.is_non_first_fragment() {
+    if !matches!(proto, ip_proto::TCP | ip_proto::UDP | ip_proto::ICMPV6)
+        || chain.is_non_first_fragment()
+    {
         return;
     }
     let ip = Ipv6Packet::new_unchecked(p);
-    let (src, dst) = (chain.pseudo_src(ip.src_addr()), chain.pseudo_dst(ip.dst_addr()));
+    let (src, dst) = (
+        chain.pseudo_src(ip.src_addr()),
+        chain.pseudo_dst(ip.dst_addr()),
+    );
     if checksum::verify(&src, &dst, proto, chain.upper_bytes(p)) {
         c.transport_checksums_ok += 1;
     } else {
         c.checksum_errors += 1;
-        c.problem(n, format!("transport checksum (next header {proto}) {src} -> {dst} does not verify"));
+        c.problem(
+            n,
+            format!("transport checksum (next header {proto}) {src} -> {dst} does not verify"),
+        );
     }
     if proto == ip_proto::TCP && in_window {
         c.tcp_in_window += 1;
     }
 }
 
-fn authenticate(rr: &mut RrState, parsed: &mip6_anycast::wire::ParsedMhPacket<'_>, mn_ha: &HashMap<u32, MnHaKey>) -> Auth {
+fn authenticate(
+    rr: &mut RrState,
+    parsed: &mip6_anycast::wire::ParsedMhPacket<'_>,
+    mn_ha: &HashMap<u32, MnHaKey>,
+) -> Auth {
     let pkt = &parsed.repr;
     let mh = &pkt.mh;
     if let Some(a) = mh.message_auth(AUTH_SUBTYPE_MN_HA) {
@@ -226,7 +239,10 @@ fn authenticate(rr: &mut RrState, parsed: &mip6_anycast::wire::ParsedMhPacket<'_
         let received = parsed.mh_bytes.get(input.field()).unwrap_or_default();
         return match crypto::verify_mn_ha(key, coa, hoa, &input.to_vec(), received) {
             Ok(()) => Auth::Ok,
-            Err(_) => Auth::Bad(format!("MN-HA authenticator of SPI {} ({coa}, {hoa}) is false", a.spi)),
+            Err(_) => Auth::Bad(format!(
+                "MN-HA authenticator of SPI {} ({coa}, {hoa}) is false",
+                a.spi
+            )),
         };
     }
     match &mh.message {

@@ -28,7 +28,7 @@ pub struct Roles {
     pub ha_links: Vec<String>,
 }
 
-fn inline<'a>(topo: &'a Topology, kind: DaemonKind) -> Result<(String, String, &'a toml::Table), String> {
+fn inline(topo: &Topology, kind: DaemonKind) -> Result<(String, String, &toml::Table), String> {
     let d = topo
         .daemons
         .iter()
@@ -97,7 +97,10 @@ pub fn mn_ha_keys(topo: &Topology) -> HashMap<u32, MnHaKey> {
         .into_iter()
         .flatten()
     {
-        let spi = e.get("spi").and_then(|v| v.as_integer()).and_then(|v| u32::try_from(v).ok());
+        let spi = e
+            .get("spi")
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u32::try_from(v).ok());
         let key = e.get("key").and_then(|v| v.as_str()).and_then(hex);
         if let (Some(spi), Some(key)) = (spi, key) {
             if let Ok(k) = MnHaKey::new(&key) {
@@ -105,7 +108,10 @@ pub fn mn_ha_keys(topo: &Topology) -> HashMap<u32, MnHaKey> {
             }
             continue;
         }
-        let hoa = e.get("address").and_then(|v| v.as_str()).and_then(|s| s.parse().ok());
+        let hoa = e
+            .get("address")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse().ok());
         let secret = e
             .get("group_secret_file")
             .and_then(|v| v.as_str())
@@ -187,7 +193,10 @@ mod tests {
         let r = Roles::of(&t).unwrap();
         assert_eq!(r.x, "2001:db8:100::1".parse::<Ipv6Addr>().unwrap());
         assert_eq!(r.echo_port, 7);
-        assert_eq!((r.ha.1.as_str(), r.k.1.as_str(), r.c.1.as_str()), ("HA", "K", "C"));
+        assert_eq!(
+            (r.ha.1.as_str(), r.k.1.as_str(), r.c.1.as_str()),
+            ("HA", "K", "C")
+        );
         assert_eq!(r.ha_links, vec!["r-ha".to_string()]);
         assert_eq!(expected_rtts(&t, &r), Some((50.0, 30.0)));
         let keys = mn_ha_keys(&t);
