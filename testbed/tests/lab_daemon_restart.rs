@@ -5,7 +5,8 @@
 //!   is back, and route optimization is re-established;
 //! - the contact node restarts while the client still holds its binding:
 //!   the persisted binding update list gives it sequence numbers the
-//!   client accepts (no status 135); without the file it resynchronises;
+//!   client accepts (no status 135); with a stale list it resynchronises
+//!   through status 135; without the file it starts afresh;
 //! - the home agent crashes and restarts: no registration is lost, the
 //!   tunnel is back from the persisted binding cache, traffic keeps
 //!   flowing; a SIGTERM removes its steering and exits 0.
@@ -93,6 +94,26 @@ fn contact_node_restart_resumes_sequence_numbers() {
         "sequence went back: {seq0} -> {seq1}"
     );
 
+    // A stale list (sequence numbers far behind what the client last
+    // accepted, as after restoring an old backup): the resumed Binding
+    // Update is answered with status 135 and the node resynchronises.
+    lab.session.kill_daemon(K).expect("kill K");
+    let bul = lab.out.path().join("state").join(K).join("bul.json");
+    let mut list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bul).expect("bul.json")).unwrap();
+    let stale = (seq1 + 65536 - 1000) % 65536;
+    list["clients"][0]["next_sequence"] = stale.into();
+    std::fs::write(&bul, list.to_string()).unwrap();
+    lab.session.restart_daemon(K).expect("restart K");
+    lab.wait_registered();
+    lab.eventually("the resynchronised binding", || {
+        lab.client_binding().is_some_and(|(_, s)| s != seq1) && lab.k_bound()
+    });
+    let k = lab.ctl(K, "status");
+    assert!(k["route_optimization"]["resyncs"].as_u64().unwrap() >= 1, "{k:#}");
+    let c = lab.ctl(C, "status");
+    assert!(c["drops"]["sequence_out_of_window"].as_u64().unwrap() >= 1, "{c:#}");
+
     // A clean stop deregisters at the client (and the home agent).
     let st = lab
         .session
@@ -108,7 +129,6 @@ fn contact_node_restart_resumes_sequence_numbers() {
     // Without its list, the restarted node starts from a random number;
     // the client (which forgot the deleted binding) accepts it, and if it
     // still had one a 135 would resynchronise it.
-    let bul = lab.out.path().join("state").join(K).join("bul.json");
     assert!(bul.exists(), "{} missing", bul.display());
     std::fs::remove_file(&bul).unwrap();
     lab.session.restart_daemon(K).expect("restart K");
