@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use mip6_anycast::daemon::control::Request;
 use mip6_anycast::daemon::driver::earliest;
+use mip6_anycast::daemon::shell;
 use mip6_anycast::daemon::system::{unix_ms, wall_now};
 use mip6_anycast::daemon::{App, Outbox, drain, send_via};
 use mip6_anycast::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
@@ -647,9 +648,7 @@ impl App for ContactApp {
         match req.cmd.as_str() {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings().await),
-            other => Err(format!(
-                "unknown command {other:?}; try: status, bindings, engine, help"
-            )),
+            other => Err(shell::unknown_command(other)),
         }
     }
 

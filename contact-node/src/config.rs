@@ -32,9 +32,8 @@ use std::time::Duration;
 use mip6_anycast::crypto::{MAX_RR_BINDING_LIFETIME, MnHaKey, Spi};
 use mip6_anycast::daemon::config::{
     ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, KeyMaterial, Seconds,
-    resolve_path,
+    check_unicast, resolve_path, validate_shell,
 };
-use mip6_anycast::wire::is_valid_home_address;
 use serde::Deserialize;
 
 /// The whole file.
@@ -168,17 +167,14 @@ impl DaemonConfig for ContactConfig {
 
     fn validate(&mut self, file: &Path, base: &Path) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, f, m);
-        self.daemon.resolve(base);
-        self.engine.validate(file)?;
+        validate_shell(&mut self.daemon, &self.engine, file, base)?;
         let a = &mut self.anycast;
         for (f, v) in [
             ("anycast.address", a.address),
             ("anycast.care_of_address", a.care_of_address),
             ("anycast.home_agent", a.home_agent),
         ] {
-            if !is_valid_home_address(&v) {
-                return Err(err(f, format!("{v} is not a unicast routable address")));
-            }
+            check_unicast(file, f, v)?;
         }
         if a.care_of_address == a.address {
             return Err(err(

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use mip6_anycast::daemon::control::Request;
+use mip6_anycast::daemon::shell;
 use mip6_anycast::daemon::system::{unix_ms, wall_now};
 use mip6_anycast::daemon::{App, Outbox, drain};
 use mip6_anycast::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
@@ -234,9 +235,7 @@ impl App for HaApp {
         match req.cmd.as_str() {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings().await),
-            other => Err(format!(
-                "unknown command {other:?}; try: status, bindings, engine, help"
-            )),
+            other => Err(shell::unknown_command(other)),
         }
     }
 }

@@ -26,10 +26,9 @@ use std::time::Duration;
 use mip6_anycast::crypto::{MnHaKey, Spi};
 use mip6_anycast::daemon::config::{
     ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, Ipv6Prefix, KeyMaterial,
-    OneOrMany, Seconds, resolve_path,
+    OneOrMany, Seconds, check_unicast, resolve_path, validate_shell,
 };
 use mip6_anycast::proto::Prefix;
-use mip6_anycast::wire::is_valid_home_address;
 use serde::Deserialize;
 
 /// The whole file.
@@ -115,14 +114,8 @@ impl DaemonConfig for HaConfig {
 
     fn validate(&mut self, file: &Path, base: &Path) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, f, m);
-        self.daemon.resolve(base);
-        self.engine.validate(file)?;
-        if !is_valid_home_address(&self.home.address) {
-            return Err(err(
-                "home.address",
-                format!("{} is not a unicast routable address", self.home.address),
-            ));
-        }
+        validate_shell(&mut self.daemon, &self.engine, file, base)?;
+        check_unicast(file, "home.address", self.home.address)?;
         if self.home.prefix.0.is_empty() {
             return Err(err("home.prefix", "at least one home prefix".into()));
         }
@@ -147,12 +140,7 @@ impl DaemonConfig for HaConfig {
         let mut sas = Vec::new();
         for (i, e) in self.home_addresses.iter_mut().enumerate() {
             let at = format!("home_address[{i}].");
-            if !is_valid_home_address(&e.address) {
-                return Err(err(
-                    &format!("{at}address"),
-                    format!("{} is not a unicast routable address", e.address),
-                ));
-            }
+            check_unicast(file, &format!("{at}address"), e.address)?;
             if !prefixes.iter().any(|p| p.contains(e.address)) {
                 return Err(err(
                     &format!("{at}address"),

@@ -110,9 +110,15 @@ fn contact_node_restart_resumes_sequence_numbers() {
         lab.client_binding().is_some_and(|(_, s)| s != seq1) && lab.k_bound()
     });
     let k = lab.ctl(K, "status");
-    assert!(k["route_optimization"]["resyncs"].as_u64().unwrap() >= 1, "{k:#}");
+    assert!(
+        k["route_optimization"]["resyncs"].as_u64().unwrap() >= 1,
+        "{k:#}"
+    );
     let c = lab.ctl(C, "status");
-    assert!(c["drops"]["sequence_out_of_window"].as_u64().unwrap() >= 1, "{c:#}");
+    assert!(
+        c["drops"]["sequence_out_of_window"].as_u64().unwrap() >= 1,
+        "{c:#}"
+    );
 
     // A clean stop deregisters at the client (and the home agent).
     let st = lab

@@ -5,23 +5,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use mip6_anycast::cn;
 use mip6_anycast::daemon::shell;
-use mip6_anycast::daemon::{DaemonArgs, DaemonCommand};
-
-/// Mobile IPv6 correspondent agent: route optimization toward anycast
-/// home addresses (user-space datapath).
-#[derive(Parser, Debug)]
-#[command(name = "mip6-cn", version)]
-struct Cli {
-    #[command(flatten)]
-    daemon: DaemonArgs,
-    #[command(subcommand)]
-    command: Option<DaemonCommand>,
-}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    shell::main::<cn::config::CnConfig, _, _>("mip6-cn", cli.daemon, cli.command, cn::run)
+    shell::run_daemon::<mip6_anycast::cn::config::CnConfig, _, _>(
+        "mip6-cn",
+        "Mobile IPv6 correspondent agent: route optimization toward anycast home addresses (user-space datapath)",
+        mip6_anycast::cn::run,
+    )
 }

@@ -15,7 +15,7 @@ use super::config::FallbackConfig;
 use super::fallback::{FallbackReason, Key, Tracker};
 use super::icmp::IcmpError;
 use crate::daemon::control::Request;
-use crate::daemon::{App, Outbox, drain};
+use crate::daemon::{App, Outbox, drain, shell};
 use crate::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
 use crate::proto::{BindingEvent, Correspondent};
 use crate::wire::ExtChain;
@@ -297,9 +297,7 @@ impl App for CnApp {
         match req.cmd.as_str() {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings()),
-            other => Err(format!(
-                "unknown command {other:?}; try: status, bindings, engine, help"
-            )),
+            other => Err(shell::unknown_command(other)),
         }
     }
 

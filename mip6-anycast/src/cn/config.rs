@@ -29,10 +29,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::crypto::{MAX_NONCE_INTERVAL, MAX_RR_BINDING_LIFETIME, MIN_NONCE_INTERVAL, NonceConfig};
-use crate::daemon::config::{ConfigError, DaemonConfig, DaemonSection, EngineSection, Seconds};
+use crate::daemon::config::{
+    ConfigError, DaemonConfig, DaemonSection, EngineSection, Seconds, check_unicast, validate_shell,
+};
 use crate::proto::CorrespondentConfig;
 use crate::proto::correspondent::RefreshPolicy;
-use crate::wire::is_valid_home_address;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -185,16 +186,10 @@ impl DaemonConfig for CnConfig {
 
     fn validate(&mut self, file: &Path, base: &Path) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, f, m);
-        self.daemon.resolve(base);
-        self.engine.validate(file)?;
+        validate_shell(&mut self.daemon, &self.engine, file, base)?;
         let c = &self.correspondent;
         for (i, a) in c.addresses.iter().flatten().enumerate() {
-            if !is_valid_home_address(a) {
-                return Err(err(
-                    &format!("correspondent.addresses[{i}]"),
-                    format!("{a} is not a unicast routable address"),
-                ));
-            }
+            check_unicast(file, &format!("correspondent.addresses[{i}]"), *a)?;
         }
         if c.addresses.as_ref().is_some_and(Vec::is_empty) {
             return Err(err(

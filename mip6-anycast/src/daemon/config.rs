@@ -129,6 +129,33 @@ pub fn load<C: DaemonConfig>(path: &Path) -> Result<C, ConfigError> {
     Ok(cfg)
 }
 
+/// What every daemon's validation starts with: resolve the `[daemon]`
+/// paths against `base`, check `[engine]`.
+pub fn validate_shell(
+    daemon: &mut DaemonSection,
+    engine: &EngineSection,
+    file: &Path,
+    base: &Path,
+) -> Result<(), ConfigError> {
+    daemon.resolve(base);
+    engine.validate(file)
+}
+
+/// `field` must hold a unicast routable address (RFC 6275 9.5.1 asks it of
+/// home and care-of addresses; the daemons ask it of every address they
+/// serve or send from).
+pub fn check_unicast(file: &Path, field: &str, addr: Ipv6Addr) -> Result<(), ConfigError> {
+    if crate::wire::is_valid_home_address(&addr) {
+        Ok(())
+    } else {
+        Err(ConfigError::field(
+            file,
+            field,
+            format!("{addr} is not a unicast routable address"),
+        ))
+    }
+}
+
 /// `path` relative to `base` unless absolute.
 #[must_use]
 pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {

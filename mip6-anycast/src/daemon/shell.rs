@@ -92,8 +92,37 @@ pub trait App {
     }
 }
 
+/// The whole `main` of a daemon binary: parses the common command line
+/// ([`DaemonArgs`], [`DaemonCommand`]) under the daemon's `name` and
+/// `about` text, then [`main`].
+pub fn run_daemon<C, F, Fut>(name: &'static str, about: &'static str, run: F) -> ExitCode
+where
+    C: DaemonConfig,
+    F: FnOnce(C, Context) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    use clap::{Args, FromArgMatches, Subcommand};
+    let cmd = clap::Command::new(name)
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"));
+    let cmd = DaemonCommand::augment_subcommands(DaemonArgs::augment_args(cmd));
+    let m = cmd.get_matches();
+    let args = DaemonArgs::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let sub = match m.subcommand() {
+        Some(_) => Some(DaemonCommand::from_arg_matches(&m).unwrap_or_else(|e| e.exit())),
+        None => None,
+    };
+    main::<C, F, Fut>(name, args, sub, run)
+}
+
+/// The error of a control command the daemon does not know.
+#[must_use]
+pub fn unknown_command(cmd: &str) -> String {
+    format!("unknown command {cmd:?}; try: help")
+}
+
 /// Parses nothing itself: `args`/`cmd` come from the daemon's clap
-/// parser. Runs `ctl`, or loads the config, sets up logs, checks
+/// parser (see [`run_daemon`]). Runs `ctl`, or loads the config, sets up logs, checks
 /// `CAP_NET_ADMIN`, and runs `run` on a tokio runtime. Exit statuses:
 /// 0, [`EXIT_RUNTIME`], [`EXIT_CONFIG`], [`EXIT_CAPABILITY`].
 pub fn main<C, F, Fut>(
@@ -193,6 +222,16 @@ async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
     }
 }
 
+async fn next_signal(
+    term: &mut tokio::signal::unix::Signal,
+    int: &mut tokio::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
 /// The shell's own answers and the app's, to one request.
 async fn answer<A: App>(
     app: &mut A,
@@ -273,21 +312,12 @@ pub async fn serve<A: App>(
         });
         tokio::select! {
             biased;
-            _ = term.recv() => {
+            sig = next_signal(&mut term, &mut int) => {
                 if draining.is_some() {
                     warn!("second signal: exiting without waiting");
                     return Ok(());
                 }
-                info!("SIGTERM: shutting down");
-                app.begin_shutdown(Instant::now()).await;
-                draining = Some(Instant::now() + ctx.shutdown_grace);
-            }
-            _ = int.recv() => {
-                if draining.is_some() {
-                    warn!("second signal: exiting without waiting");
-                    return Ok(());
-                }
-                info!("SIGINT: shutting down");
+                info!("{sig}: shutting down");
                 app.begin_shutdown(Instant::now()).await;
                 draining = Some(Instant::now() + ctx.shutdown_grace);
             }
