@@ -108,10 +108,9 @@ where
     let cmd = DaemonCommand::augment_subcommands(DaemonArgs::augment_args(cmd));
     let m = cmd.get_matches();
     let args = DaemonArgs::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
-    let sub = match m.subcommand() {
-        Some(_) => Some(DaemonCommand::from_arg_matches(&m).unwrap_or_else(|e| e.exit())),
-        None => None,
-    };
+    let sub = m
+        .subcommand()
+        .map(|_| DaemonCommand::from_arg_matches(&m).unwrap_or_else(|e| e.exit()));
     main::<C, F, Fut>(name, args, sub, run)
 }
 
