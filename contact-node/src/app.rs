@@ -387,6 +387,49 @@ impl ContactApp {
         c.start_at = Some(now + self.ro.delay());
     }
 
+    /// `ctl route-optimization --args '{"enabled": BOOL}'`: switches route
+    /// optimization of new clients on or off at run time (without
+    /// arguments: shows the setting). Switching on schedules every known
+    /// client that has no binding yet (after `delay_s`); switching off
+    /// keeps the bindings that exist (they expire or are refreshed as
+    /// before; RFC 6275 11.7.2 leaves the choice to the mobile node).
+    async fn set_route_optimization(
+        &mut self,
+        req: &Request,
+        now: Instant,
+    ) -> Result<Value, String> {
+        let enabled = match &req.args {
+            Value::Null => None,
+            a => Some(
+                a.get("enabled")
+                    .and_then(Value::as_bool)
+                    .ok_or("args: expected {\"enabled\": true|false}")?,
+            ),
+        };
+        let mut scheduled = 0usize;
+        if let Some(on) = enabled {
+            info!(enabled = on, "route optimization switched by the operator");
+            self.ro.enabled = on;
+            if on && self.shutdown.is_none() {
+                let start = now + self.ro.delay();
+                for c in self.clients.values_mut() {
+                    if c.installed.is_none() && c.start_at.is_none() && !c.unsupported {
+                        c.start_at = Some(start);
+                        c.retry_after = None;
+                        scheduled += 1;
+                    }
+                }
+            }
+            self.start_due_clients(now);
+            self.process(now).await;
+        }
+        Ok(json!({
+            "enabled": self.ro.enabled,
+            "delay_s": self.ro.delay().as_secs_f64(),
+            "clients_scheduled": scheduled,
+        }))
+    }
+
     /// Starts route optimization of every client due at `now` (only while
     /// registered: the home test goes through the home agent).
     fn start_due_clients(&mut self, now: Instant) {
@@ -648,8 +691,13 @@ impl App for ContactApp {
         match req.cmd.as_str() {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings().await),
+            "route-optimization" => self.set_route_optimization(req, Instant::now()).await,
             other => Err(shell::unknown_command(other)),
         }
+    }
+
+    fn commands(&self) -> &'static [&'static str] {
+        &["bindings", "route-optimization"]
     }
 
     async fn begin_shutdown(&mut self, now: Instant) {

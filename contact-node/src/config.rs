@@ -15,7 +15,7 @@
 //! manage_address = true             # put X on lo (nodad) at start, remove it at stop
 //!
 //! [route_optimization]              # optional
-//! enabled = true
+//! enabled = true                    # switch at run time: ctl route-optimization --args '{"enabled":true}'
 //! delay_s = 0.0                     # wait this long after a client shows up before RR + BU
 //! lifetime_s = 420                  # binding lifetime asked of clients (<= 420)
 //! peer_scan_s = 1.0                 # also find clients among the kernel's TCP sockets on X (0 = off)

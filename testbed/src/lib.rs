@@ -4,5 +4,6 @@
 
 pub mod lab;
 pub mod linkemu;
+pub mod plot;
 pub mod scenarios;
 pub mod topology;

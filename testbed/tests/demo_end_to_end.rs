@@ -50,7 +50,7 @@ fn demo_reaches_x_through_the_home_agent_then_route_optimized() {
     require_binaries();
     let out = TempDir::new("demo");
     let mut opts = DemoOptions::new(out.path());
-    opts.lab = LabOptions {
+    opts.base.lab = LabOptions {
         family: family("demo"),
         ..Default::default()
     };

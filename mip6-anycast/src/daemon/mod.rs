@@ -14,12 +14,13 @@
 //! | [`shell`] | `main` and the event loop (`App`, `serve`), signals and shutdown |
 //! | [`testing`] | running a daemon binary without `CAP_NET_ADMIN` in tests |
 //!
-//! A daemon's `main` parses its clap `Cli` (flattening [`cli::DaemonArgs`]
-//! and [`cli::DaemonCommand`]) and calls [`shell::main`] with its config
-//! type and an async `run(config, context)` that starts a
+//! A daemon's `main` is one call of [`shell::run_daemon`] with its name,
+//! its config type and an async `run(config, context)` that starts a
 //! [`datapath::DaemonEngine`], binds the control socket, builds its
 //! [`shell::App`] and calls [`shell::serve`], then undoes its tables and
-//! stops the engine.
+//! stops the engine. `run_daemon` parses the common command line
+//! ([`cli::DaemonArgs`], [`cli::DaemonCommand`]) and hands over to
+//! [`shell::main`].
 
 pub mod cli;
 pub mod config;

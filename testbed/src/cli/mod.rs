@@ -1,10 +1,11 @@
-//! The `testbed` command line: `up`, `demo`, `down`, `list`, `exec`, and the hidden
+//! The `testbed` command line: `up`, `demo`, `bench`, `down`, `list`, `exec`, and the hidden
 //! `reap` (the crash guard every lab starts).
 //!
 //! Extension point: scenario subcommands (`demo`, `bench`, `sweep`,
 //! `drill`, `pias`) are added to [`Command`] and dispatched in [`run`]; each
 //! is a thin handler over [`testbed::scenarios::Session`] (see that module).
 
+mod bench;
 mod demo;
 mod down;
 mod exec;
@@ -16,7 +17,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use testbed::lab::reaper::{self, ReapArgs};
 use testbed::lab::signals::TerminationSignals;
-use testbed::lab::{DEFAULT_FAMILY, DEFAULT_STATE_DIR, naming};
+use testbed::lab::{DEFAULT_FAMILY, DEFAULT_STATE_DIR, LabOptions, Reaper, naming};
+use testbed::scenarios::ScenarioBase;
 
 /// Namespace labs for mip6-anycast: build, run, take down.
 #[derive(Parser, Debug)]
@@ -52,7 +54,44 @@ pub enum Command {
     /// the home agent, then by route optimization; writes DIR/report.json
     /// and the link captures. Exit status 0 only on success.
     Demo(demo::DemoArgs),
+    /// TCP throughput (iperf3, 1 and 4 streams) and RTT of the direct,
+    /// kernel-forwarded, home-agent and route-optimized paths, measured in
+    /// one run; writes DIR/bench.json (ratios to direct) and DIR/bench.png.
+    Bench(bench::BenchArgs),
     // Further scenario subcommands go here (see `testbed::scenarios`).
+}
+
+/// The arguments every scenario takes.
+#[derive(Args, Debug)]
+pub struct ScenarioArgs {
+    /// Output directory (reports, pcap/, logs/, config/).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Topology file (default: the scenario's built-in topology from
+    /// testbed/topologies/).
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+    /// Directory of the daemon binaries (default: next to `testbed`).
+    #[arg(long, value_name = "DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl ScenarioArgs {
+    /// The scenario's base options, its lab in `state_dir` under `family`.
+    pub fn base(&self, state_dir: &std::path::Path, family: &str) -> ScenarioBase {
+        ScenarioBase {
+            out: self.out.clone(),
+            topology: self.topology.clone(),
+            bin_dir: self.bin_dir.clone(),
+            lab: LabOptions {
+                family: family.to_string(),
+                state_dir: state_dir.to_owned(),
+                reaper: std::env::current_exe().map_or(Reaper::Auto, Reaper::Program),
+                topology_path: self.topology.clone(),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// Arguments of `testbed reap`.
@@ -87,6 +126,13 @@ pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<Exit
                 None => TerminationSignals::block()?,
             };
             demo::run(&args, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Bench(args) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            bench::run(&args, &cli.state_dir, &cli.family, &signals)
         }
         Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
         Command::List => down::list(&cli.state_dir, &cli.family),

@@ -76,8 +76,16 @@ pub fn place_daemon_files(topo: &mut Topology, dir: &Path) -> BTreeMap<String, D
 
 /// Sends `cmd` to the control socket at `path`.
 pub fn ctl_at(path: &Path, cmd: &str) -> Result<Value, String> {
-    let r = control::request(path, &Request::new(cmd), Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
+    ctl_args_at(path, cmd, Value::Null)
+}
+
+/// Sends control command `cmd` with JSON `args` to the daemon at `path`.
+pub fn ctl_args_at(path: &Path, cmd: &str, args: Value) -> Result<Value, String> {
+    let req = Request {
+        cmd: cmd.to_string(),
+        args,
+    };
+    let r = control::request(path, &req, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     if r.ok {
         Ok(r.result)
     } else {

@@ -22,6 +22,7 @@
 //! The lab is torn down when the session is stopped or dropped, also on
 //! error and panic; a crash of the process is covered by the lab's reaper.
 
+pub mod bench;
 pub mod daemons;
 pub mod demo;
 pub mod probe;
@@ -34,6 +35,98 @@ use crate::lab::{DaemonOptions, Lab, LabError, LabOptions, LabProcess, TeardownR
 use crate::topology::{DaemonConfig, Topology};
 
 pub use daemons::{DaemonFiles, place_daemon_files};
+
+/// What every scenario is given: where to write, which topology, how to
+/// build the lab and where the daemon binaries are.
+#[derive(Debug, Clone)]
+pub struct ScenarioBase {
+    /// Output directory (reports, pcap/, logs/, config/).
+    pub out: PathBuf,
+    /// Topology file (default: the scenario's built-in topology).
+    pub topology: Option<PathBuf>,
+    /// Lab options (family, state directory, reaper); `out_dir` is set
+    /// from `out`.
+    pub lab: LabOptions,
+    /// Directory of the daemon binaries (default: next to the running
+    /// program, else the workspace's target directory).
+    pub bin_dir: Option<PathBuf>,
+}
+
+impl ScenarioBase {
+    /// Defaults with output in `out`.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        ScenarioBase {
+            out: out.into(),
+            topology: None,
+            lab: LabOptions::default(),
+            bin_dir: None,
+        }
+    }
+
+    /// The topology file, or `builtin` (the scenario's own, named `what`
+    /// in errors); validated.
+    pub fn load_topology(&self, builtin: &str, what: &str) -> anyhow::Result<Topology> {
+        use anyhow::Context as _;
+        let t = match &self.topology {
+            Some(p) => Topology::load(p).with_context(|| format!("loading {}", p.display()))?,
+            None => Topology::from_toml_str(builtin)
+                .with_context(|| format!("the built-in {what} topology"))?,
+        };
+        t.validate().context("topology")?;
+        Ok(t)
+    }
+
+    /// Puts the daemons' files under `out`, builds the lab and starts its
+    /// daemons.
+    pub fn start(&self, topo: &mut Topology) -> anyhow::Result<Session> {
+        use anyhow::Context as _;
+        place_daemon_files(topo, &self.out);
+        Session::start(
+            topo,
+            SessionOptions {
+                lab: LabOptions {
+                    out_dir: Some(self.out.clone()),
+                    ..self.lab.clone()
+                },
+                daemons: Some(DaemonOptions {
+                    bin_dir: self.bin_dir.clone(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .context("starting the lab")
+    }
+
+    /// The lab's prefix and output directory, for reports.
+    pub fn lab_info(&self, session: &Session) -> std::collections::BTreeMap<String, String> {
+        [
+            ("prefix".to_string(), session.lab.prefix().to_string()),
+            ("out".to_string(), self.out.display().to_string()),
+        ]
+        .into()
+    }
+
+    /// Creates `out`, runs `f`, and writes what it returns as pretty JSON
+    /// into `out/file` (also when `f` failed: `on_error` records the error
+    /// in the report first).
+    pub fn write_report<R: serde::Serialize>(
+        &self,
+        file: &str,
+        report: &mut R,
+        f: impl FnOnce(&mut R) -> anyhow::Result<()>,
+        on_error: impl FnOnce(&mut R, String),
+    ) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        if let Err(e) = f(report) {
+            on_error(report, format!("{e:#}"));
+        }
+        let path = self.out.join(file);
+        let text = serde_json::to_string_pretty(report).context("serializing the report")?;
+        std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}
 
 /// How to start a session.
 #[derive(Debug, Clone, Default)]

@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use serde_json::Value;
 
 pub use report::DemoReport;
@@ -31,9 +30,9 @@ pub use roles::Roles;
 
 use super::daemons::wait_for;
 use super::probe::{EchoProbe, median};
-use super::{Session, SessionOptions, place_daemon_files};
+use super::{ScenarioBase, Session};
+use crate::lab::find_workspace_binary;
 use crate::lab::signals::TerminationSignals;
-use crate::lab::{DaemonOptions, LabOptions, find_workspace_binary};
 use crate::topology::Topology;
 use mip6_anycast::daemon::system::unix_now;
 
@@ -51,15 +50,9 @@ const SAMPLE_GAP: Duration = Duration::from_millis(20);
 /// How to run the demo.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
-    /// Output directory.
-    pub out: PathBuf,
-    /// Topology file (default: [`DEMO_TOPOLOGY`]).
-    pub topology: Option<PathBuf>,
-    /// Lab options (family, state directory, reaper); `out_dir` is set
-    /// from `out`.
-    pub lab: LabOptions,
-    /// Directory of the daemon binaries.
-    pub bin_dir: Option<PathBuf>,
+    /// Output directory, topology (default: [`DEMO_TOPOLOGY`]), lab
+    /// options, daemon binaries.
+    pub base: ScenarioBase,
     /// Echo samples per measurement.
     pub samples: usize,
     /// How long to wait for route optimization after the samples through
@@ -71,50 +64,39 @@ impl DemoOptions {
     /// Defaults with output in `out`.
     pub fn new(out: impl Into<PathBuf>) -> Self {
         DemoOptions {
-            out: out.into(),
-            topology: None,
-            lab: LabOptions::default(),
-            bin_dir: None,
+            base: ScenarioBase::new(out),
             samples: 10,
             ro_timeout: Duration::from_secs(15),
         }
     }
 }
 
-fn interrupted(signals: Option<&TerminationSignals>) -> anyhow::Result<()> {
+pub(crate) fn interrupted(signals: Option<&TerminationSignals>) -> anyhow::Result<()> {
     if let Some(sig) = signals.and_then(TerminationSignals::poll) {
         anyhow::bail!("interrupted by {sig}");
     }
     Ok(())
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
 /// Loads the topology the options name.
 pub fn load_topology(opts: &DemoOptions) -> anyhow::Result<Topology> {
-    let t = match &opts.topology {
-        Some(p) => Topology::load(p).with_context(|| format!("loading {}", p.display()))?,
-        None => Topology::from_toml_str(DEMO_TOPOLOGY).context("the built-in demo topology")?,
-    };
-    t.validate().context("topology")?;
-    Ok(t)
+    opts.base.load_topology(DEMO_TOPOLOGY, "demo")
 }
 
 /// Runs the demo and writes `out/report.json`. `Err` only when the demo
 /// could not run at all (the report, if written, says why).
 pub fn run(opts: &DemoOptions, signals: Option<&TerminationSignals>) -> anyhow::Result<DemoReport> {
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating {}", opts.out.display()))?;
     let mut report = DemoReport::default();
-    let result = run_inner(opts, signals, &mut report);
-    if let Err(e) = &result {
-        report.error(format!("{e:#}"));
-    }
-    let path = opts.out.join("report.json");
-    let text = serde_json::to_string_pretty(&report).context("serializing the report")?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    opts.base.write_report(
+        "report.json",
+        &mut report,
+        |r| run_inner(opts, signals, r),
+        |r, e| r.error(e),
+    )?;
     Ok(report)
 }
 
@@ -130,28 +112,9 @@ fn run_inner(
         report.expected_rtt_via_ha_ms = Some(via);
         report.expected_rtt_ro_ms = Some(ro);
     }
-    place_daemon_files(&mut topo, &opts.out);
     let t0 = Instant::now();
-    let session = Session::start(
-        &topo,
-        SessionOptions {
-            lab: LabOptions {
-                out_dir: Some(opts.out.clone()),
-                ..opts.lab.clone()
-            },
-            daemons: Some(DaemonOptions {
-                bin_dir: opts.bin_dir.clone(),
-                ..Default::default()
-            }),
-        },
-    )
-    .context("starting the demo lab")?;
-    report
-        .lab
-        .insert("prefix".into(), session.lab.prefix().to_string());
-    report
-        .lab
-        .insert("out".into(), opts.out.display().to_string());
+    let session = opts.base.start(&mut topo)?;
+    report.lab = opts.base.lab_info(&session);
     let pcaps: Vec<(String, PathBuf)> = session
         .lab
         .links()
@@ -323,7 +286,11 @@ fn measure(
 }
 
 /// The client's binding for X: (correspondent address, care-of address).
-fn client_binding(session: &Session, c: &str, roles: &Roles) -> Option<(String, String)> {
+pub(crate) fn client_binding(
+    session: &Session,
+    c: &str,
+    roles: &Roles,
+) -> Option<(String, String)> {
     let b = session.ctl(c, "bindings").ok()?;
     b.as_array()?.iter().find_map(|e| {
         (e.get("hoa")?.as_str()? == roles.x.to_string())
