@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Connection, StreamService};
+use super::{Connection, Served, StreamService, surrender_requested};
 
 /// Echoes every byte back.
 #[derive(Debug, Default)]
@@ -22,17 +22,30 @@ impl StreamService for Echo {
     fn serve(
         self: Arc<Self>,
         conn: Connection,
-    ) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send>> {
+    ) -> Pin<Box<dyn Future<Output = io::Result<Served>> + Send>> {
         Box::pin(async move {
             let Connection {
-                mut stream, stats, ..
+                mut stream,
+                stats,
+                surrender,
+                ..
             } = conn;
+            let surrender = surrender_requested(surrender);
+            tokio::pin!(surrender);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
-                let n = stream.read(&mut buf).await?;
+                // Echo has no state between chunks: a surrender between
+                // two reads hands over nothing but the socket.
+                let n = tokio::select! {
+                    biased;
+                    _ = &mut surrender => {
+                        return Ok(Served::Surrendered { stream, app_state: Vec::new() });
+                    }
+                    r = stream.read(&mut buf) => r?,
+                };
                 if n == 0 {
                     stream.shutdown().await?;
-                    return Ok(());
+                    return Ok(Served::Closed);
                 }
                 stats.bytes_in.fetch_add(n as u64, Relaxed);
                 let chunk = buf.get(..n).unwrap_or_default();
