@@ -13,6 +13,8 @@
 //!    return actions (quinn-proto style). No sockets, no clocks inside.
 //! 4. `engine` (feature `engine`): the user-space data plane (TUN, raw
 //!    sockets, netlink) that the control planes program through tables.
+//! 5. `daemon` (feature `engine`): the shell of the daemons (config, control
+//!    socket, logs, signals, the loop driving the machines).
 //!
 //! See `ARCHITECTURE.md` at the repository root for the full map.
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -24,3 +26,9 @@ pub mod wire;
 
 #[cfg(feature = "engine")]
 pub mod engine;
+
+#[cfg(feature = "engine")]
+pub mod daemon;
+
+#[cfg(feature = "engine")]
+pub mod cn;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // Before any thread exists: every later thread inherits the mask, so
     // Ctrl-C and SIGTERM are only taken by `up`'s wait loop.
     let signals = match &cli.command {
-        cli::Command::Up(_) => match TerminationSignals::block() {
+        cli::Command::Up(_) | cli::Command::Demo(_) => match TerminationSignals::block() {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("testbed: {e}");

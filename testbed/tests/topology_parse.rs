@@ -116,7 +116,7 @@ fn demo_lab_parses_to_its_description() {
     assert_eq!(t.daemons[0].name(), "home-agent-HA");
     match &t.daemons[0].config {
         Some(DaemonConfig::Inline(tbl)) => {
-            assert_eq!(tbl["home_prefix"].as_str(), Some("2001:db8:100::/64"))
+            assert_eq!(tbl["home"]["prefix"].as_str(), Some("2001:db8:100::/64"))
         }
         other => panic!("inline config expected, got {other:?}"),
     }
@@ -365,8 +365,8 @@ fn every_issue_is_reported_at_once() {
 fn load_resolves_config_paths_against_the_file() {
     let dir = TempDir::new("load");
     let with_path = DEMO.replacen(
-        r#"config = { address = "2001:db8:1::10" }"#,
-        r#"config = "cn.toml""#,
+        "kind = \"mip6-cn\"\n\n[daemon.config.correspondent]\naddresses = [\"2001:db8:1::10\"]\n",
+        "kind = \"mip6-cn\"\nconfig = \"cn.toml\"\n",
         1,
     );
     let file = dir.path().join("lab.toml");

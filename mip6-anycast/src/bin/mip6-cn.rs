@@ -1,5 +1,16 @@
 //! `mip6-cn`: the Mobile IPv6 correspondent-node agent for client hosts.
-fn main() {
-    eprintln!("mip6-cn: not built yet");
-    std::process::exit(2);
+//!
+//! `mip6-cn --config FILE` runs it; `mip6-cn ctl status|bindings` asks a
+//! running one. See `mip6_anycast::cn::config` for the file format.
+
+use std::process::ExitCode;
+
+use mip6_anycast::daemon::shell;
+
+fn main() -> ExitCode {
+    shell::run_daemon::<mip6_anycast::cn::config::CnConfig, _, _>(
+        "mip6-cn",
+        "Mobile IPv6 correspondent agent: route optimization toward anycast home addresses (user-space datapath)",
+        mip6_anycast::cn::run,
+    )
 }

@@ -22,7 +22,8 @@ pub struct BindingAuthInput<'a> {
     /// Home address (from the Home Address option).
     pub hoa: Ipv6Addr,
     /// Care-of address (the packet's source, or the Alternate Care-of
-    /// Address option).
+    /// Address option); for a de-registration the home address, which RFC
+    /// 6275 6.2.7 authenticates over instead.
     pub coa: Ipv6Addr,
     /// This correspondent's address (the packet's destination).
     pub correspondent: Ipv6Addr,

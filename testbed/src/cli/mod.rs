@@ -1,10 +1,11 @@
-//! The `testbed` command line: `up`, `down`, `list`, `exec`, and the hidden
+//! The `testbed` command line: `up`, `demo`, `down`, `list`, `exec`, and the hidden
 //! `reap` (the crash guard every lab starts).
 //!
 //! Extension point: scenario subcommands (`demo`, `bench`, `sweep`,
 //! `drill`, `pias`) are added to [`Command`] and dispatched in [`run`]; each
 //! is a thin handler over [`testbed::scenarios::Session`] (see that module).
 
+mod demo;
 mod down;
 mod exec;
 mod up;
@@ -47,7 +48,11 @@ pub enum Command {
     /// Internal: the crash guard of a lab (started by the lab itself).
     #[command(hide = true)]
     Reap(ReapCli),
-    // Scenario subcommands go here (see `testbed::scenarios`).
+    /// The end-to-end demo: a client reaches the anycast address through
+    /// the home agent, then by route optimization; writes DIR/report.json
+    /// and the link captures. Exit status 0 only on success.
+    Demo(demo::DemoArgs),
+    // Further scenario subcommands go here (see `testbed::scenarios`).
 }
 
 /// Arguments of `testbed reap`.
@@ -75,6 +80,13 @@ pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<Exit
                 None => TerminationSignals::block()?,
             };
             up::run(&args, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Demo(args) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            demo::run(&args, &cli.state_dir, &cli.family, &signals)
         }
         Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
         Command::List => down::list(&cli.state_dir, &cli.family),

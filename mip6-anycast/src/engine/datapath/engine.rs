@@ -554,13 +554,18 @@ impl Task {
             .tables()
             .usages()
             .into_iter()
-            .map(|(key, u)| BindingStats {
-                key,
-                packets: u.packets,
-                bytes: u.bytes,
-                idle_ms: u.last_used.map(|t| {
+            .map(|(key, u)| {
+                let ms = |t: Instant| {
                     u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)
-                }),
+                };
+                BindingStats {
+                    key,
+                    packets: u.packets,
+                    bytes: u.bytes,
+                    idle_ms: u.last_used.map(ms),
+                    packets_in: u.packets_in,
+                    idle_in_ms: u.last_in.map(ms),
+                }
             })
             .collect();
         self.dp

@@ -439,7 +439,7 @@ impl Datapath {
                 Ok(s) => {
                     b = s.bounds;
                     let key = BindingKey::Correspondent { cn: final_dst, hoa };
-                    self.tables.hit(key, b.len, now);
+                    self.tables.hit_in(key, b.len, now);
                     self.counters.action(Action::HaoStripped, b.len);
                     rewritten = true;
                 }
@@ -528,7 +528,7 @@ impl Datapath {
                 ),
                 None => return self.dropped(DropReason::TunnelNotAllowed, b.len),
             };
-        self.tables.hit(key, b.len, now);
+        self.tables.hit_in(key, b.len, now);
         self.counters.action(action, b.len);
         let chain = match ExtChain::walk(&buf[d.bounds.range()]) {
             Ok(c) => c,

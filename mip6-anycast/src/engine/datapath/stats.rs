@@ -352,6 +352,13 @@ pub struct BindingStats {
     /// Milliseconds since it was last used, at snapshot time; `None` if
     /// never used.
     pub idle_ms: Option<u64>,
+    /// Of `packets`, those received through it.
+    #[serde(default)]
+    pub packets_in: u64,
+    /// Milliseconds since a packet was last received through it; `None`
+    /// if never.
+    #[serde(default)]
+    pub idle_in_ms: Option<u64>,
 }
 
 /// A snapshot of the engine's counters and table sizes.

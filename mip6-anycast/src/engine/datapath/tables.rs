@@ -49,6 +49,12 @@ pub struct BindingUsage {
     pub bytes: u64,
     /// When it was last used (`None`: never).
     pub last_used: Option<Instant>,
+    /// Of `packets`, those received (HAO stripped, decapsulated): a
+    /// correspondent tells a binding whose care-of address went silent
+    /// from one that is answered.
+    pub packets_in: u64,
+    /// When a packet was last received through it (`None`: never).
+    pub last_in: Option<Instant>,
 }
 
 impl BindingUsage {
@@ -56,6 +62,12 @@ impl BindingUsage {
         self.packets = self.packets.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
         self.last_used = Some(now);
+    }
+
+    fn hit_in(&mut self, len: usize, now: Instant) {
+        self.hit(len, now);
+        self.packets_in = self.packets_in.wrapping_add(1);
+        self.last_in = Some(now);
     }
 }
 
@@ -430,9 +442,23 @@ impl Tables {
         self.home_tunnels.get(hoa).map(|e| e.value)
     }
 
-    /// Records that a packet of `len` octets used binding `key`.
+    /// Records that a packet of `len` octets was sent through binding `key`.
     pub(crate) fn hit(&mut self, key: BindingKey, len: usize, now: Instant) {
-        let usage = match key {
+        if let Some(u) = self.usage_mut(key) {
+            u.hit(len, now);
+        }
+    }
+
+    /// Records that a packet of `len` octets was received through binding
+    /// `key`.
+    pub(crate) fn hit_in(&mut self, key: BindingKey, len: usize, now: Instant) {
+        if let Some(u) = self.usage_mut(key) {
+            u.hit_in(len, now);
+        }
+    }
+
+    fn usage_mut(&mut self, key: BindingKey) -> Option<&mut BindingUsage> {
+        match key {
             BindingKey::Correspondent { cn, hoa } => self
                 .correspondent_bindings
                 .get_mut(&(cn, hoa))
@@ -445,9 +471,6 @@ impl Tables {
                 self.reverse_tunnels.get_mut(&hoa).map(|e| &mut e.usage)
             }
             BindingKey::HomeTunnel { hoa } => self.home_tunnels.get_mut(&hoa).map(|e| &mut e.usage),
-        };
-        if let Some(u) = usage {
-            u.hit(len, now);
         }
     }
 
@@ -583,6 +606,8 @@ mod tests {
             100,
             Instant::now(),
         );
+        let t_in = Instant::now();
+        t.hit_in(BindingKey::Correspondent { cn, hoa: x }, 60, t_in);
         // Replacing keeps usage.
         t.apply(&TableUpdate::AddCorrespondentBinding {
             cn,
@@ -591,7 +616,8 @@ mod tests {
         })
         .unwrap();
         let u = t.usage(&BindingKey::Correspondent { cn, hoa: x }).unwrap();
-        assert_eq!((u.packets, u.bytes), (1, 100));
+        assert_eq!((u.packets, u.bytes), (2, 160));
+        assert_eq!((u.packets_in, u.last_in), (1, Some(t_in)));
         assert_eq!(t.correspondent_binding(&cn, &x), Some(a("2001:db8:3::3")));
         t.apply(&TableUpdate::RemoveCorrespondentBinding { cn, hoa: x })
             .unwrap();

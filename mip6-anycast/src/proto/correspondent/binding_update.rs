@@ -26,8 +26,6 @@ struct BaTarget {
     src: Ipv6Addr,
     /// Home address.
     hoa: Ipv6Addr,
-    /// Care-of address of the BU (source or Alternate Care-of Address).
-    coa: Ipv6Addr,
     /// The BU carried a Home Address option.
     had_hao: bool,
     /// The address the Binding Authorization Data covers: the care-of
@@ -53,7 +51,6 @@ impl Correspondent {
             cn: pkt.dst_addr,
             src: pkt.src_addr,
             hoa,
-            coa,
             had_hao: pkt.hao.is_some(),
             auth_address: if deregister { hoa } else { coa },
         };

@@ -84,6 +84,10 @@ pub enum RemoveReason {
     Deregistered,
     /// Its lifetime ran out.
     Expired,
+    /// This node dropped it on its own decision (RFC 6275 9.6: any entry
+    /// may be deleted at any time), e.g. because its care-of address
+    /// stopped answering; traffic falls back to the home agent.
+    Dropped,
 }
 
 /// A binding cache change the engine applies to its table.
@@ -283,6 +287,26 @@ impl Correspondent {
     /// returns whether the binding exists.
     pub fn note_binding_used(&mut self, now: Instant, cn: Ipv6Addr, hoa: Ipv6Addr) -> bool {
         self.cache.note_used(now, cn, hoa)
+    }
+
+    /// Deletes the binding (`cn`, `hoa`) on this node's own decision (RFC
+    /// 6275 9.6); returns whether it existed. A
+    /// [`BindingEvent::Removed`] with [`RemoveReason::Dropped`] follows.
+    /// The mobile node learns of it from the Binding Error its next
+    /// route-optimized packet draws (RFC 6275 9.3.3).
+    pub fn drop_binding(&mut self, cn: Ipv6Addr, hoa: Ipv6Addr) -> bool {
+        match self.cache.remove(cn, hoa) {
+            Some(b) => {
+                debug!(cn = %b.cn, hoa = %b.hoa, coa = %b.coa, "binding dropped");
+                self.event(BindingEvent::Removed {
+                    cn,
+                    hoa,
+                    reason: RemoveReason::Dropped,
+                });
+                true
+            }
+            None => false,
+        }
     }
 
     /// A packet from `src` to this node's `dst` carried a Home Address

@@ -1,0 +1,681 @@
+//! The contact node's control plane (one member, contact role):
+//!
+//! - home registration of X at the home agent ([`HomeRegistration`], RFC
+//!   6275 11.7.1 + RFC 4285), refreshed before expiry, deregistered at
+//!   shutdown;
+//! - per client, route optimization ([`MobileNode`] in
+//!   [`HomeTestMode::Local`]: HoTI through the reverse tunnel, CoTI direct,
+//!   then the Binding Update); on the Binding Acknowledgement the engine
+//!   gets `AddHomeAddressBinding(X, client) -> CoA` (HAO out); until then,
+//!   and whenever no binding exists, X's traffic is reverse-tunnelled
+//!   through the home agent;
+//! - clients come from the services' accepted connections and the scan of
+//!   the kernel's sockets on X ([`crate::service`]);
+//! - the binding update list (next sequence numbers) is persisted
+//!   ([`BulStore`]) before the packets that use it leave.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use mip6_anycast::daemon::control::Request;
+use mip6_anycast::daemon::driver::earliest;
+use mip6_anycast::daemon::shell;
+use mip6_anycast::daemon::system::{unix_ms, wall_now};
+use mip6_anycast::daemon::{App, Outbox, drain, send_via};
+use mip6_anycast::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
+use mip6_anycast::proto::mobile::Goal;
+use mip6_anycast::proto::{
+    Arrival, FailReason, HomeRegEvent, HomeRegistration, MobileEvent, MobileNode, RetransmitConfig,
+};
+use mip6_anycast::wire::{BeStatus, Ipv6Packet, MhMessage, MhPacketRepr};
+use serde_json::{Value, json};
+use tracing::{debug, info, info_span, warn};
+
+use crate::bul_store::BulStore;
+use crate::config::RoSection;
+use crate::service::{PeerSeen, ServiceHost};
+
+/// MH type of a Binding Update.
+const MH_BU: u8 = 5;
+/// MH type of a Binding Acknowledgement.
+const MH_BA: u8 = 6;
+/// MH type of a Binding Error.
+const MH_BE: u8 = 7;
+/// Wait before registering again after the home agent refused.
+const HOME_RETRY: Duration = Duration::from_secs(10);
+/// Binding Update / test transmissions per attempt at a client
+/// (1 + 2 + 4 + 8 + 16 s): a client that went away is given up.
+pub const CLIENT_ATTEMPTS: u32 = 6;
+
+/// Inputs besides punts.
+#[derive(Debug, Clone, Copy)]
+pub enum ContactInput {
+    /// A client of X was seen.
+    Peer(PeerSeen),
+}
+
+/// What the contact node knows of one client.
+#[derive(Debug, Clone, Default)]
+struct Client {
+    first_seen: Option<Instant>,
+    /// Route optimization starts at this time (pending).
+    start_at: Option<Instant>,
+    /// The home address binding installed in the engine (care-of address).
+    installed: Option<Ipv6Addr>,
+    bound_until: Option<Instant>,
+    retry_after: Option<Instant>,
+    failures: u32,
+    unsupported: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct AppStats {
+    punts: u64,
+    peer_reports: u64,
+    clients_refused: u64,
+    hao_without_binding: u64,
+    binding_errors: u64,
+    table_errors: u64,
+    persist_errors: u64,
+    route_optimized: u64,
+}
+
+/// Where the shutdown is.
+#[derive(Debug, Clone, Copy)]
+struct Shutdown {
+    started: Instant,
+    grace: Duration,
+}
+
+/// The contact node's state.
+pub struct ContactApp {
+    x: Ipv6Addr,
+    coa: Ipv6Addr,
+    ha: Ipv6Addr,
+    home: HomeRegistration,
+    /// Expiry of the current home registration.
+    registered: Option<Instant>,
+    ever_registered: bool,
+    home_retry_at: Option<Instant>,
+    home_deregistering: bool,
+    home_deregistered: bool,
+    mn: MobileNode,
+    ro: RoSection,
+    clients: BTreeMap<Ipv6Addr, Client>,
+    /// Clients persisted as bound: route-optimized again once registered.
+    resume: Vec<Ipv6Addr>,
+    dereg_pending: BTreeSet<Ipv6Addr>,
+    store: BulStore,
+    engine: EngineHandle,
+    outbox: Outbox,
+    services: Vec<ServiceHost>,
+    stats: AppStats,
+    shutdown: Option<Shutdown>,
+    grace: Duration,
+}
+
+/// What [`ContactApp::new`] needs.
+pub struct ContactParts {
+    /// X.
+    pub x: Ipv6Addr,
+    /// Our care-of address.
+    pub coa: Ipv6Addr,
+    /// The home agent.
+    pub ha: Ipv6Addr,
+    /// The home registration client (its sequence number already set).
+    pub home: HomeRegistration,
+    /// The mobile node for X.
+    pub mn: MobileNode,
+    /// Route optimization settings.
+    pub ro: RoSection,
+    /// The persisted list.
+    pub store: BulStore,
+    /// The engine.
+    pub engine: EngineHandle,
+    /// How long the shutdown may wait for acknowledgements.
+    pub shutdown_grace: Duration,
+}
+
+impl ContactApp {
+    /// The app; call [`ContactApp::start`] next.
+    pub fn new(p: ContactParts) -> ContactApp {
+        let now = unix_ms();
+        let resume = p
+            .store
+            .clients()
+            .filter(|c| c.bound_until_unix_ms.is_some_and(|u| u > now))
+            .map(|c| c.cn)
+            .collect();
+        ContactApp {
+            x: p.x,
+            coa: p.coa,
+            ha: p.ha,
+            home: p.home,
+            registered: None,
+            ever_registered: false,
+            home_retry_at: None,
+            home_deregistering: false,
+            home_deregistered: false,
+            mn: p.mn,
+            ro: p.ro,
+            clients: BTreeMap::new(),
+            resume,
+            dereg_pending: BTreeSet::new(),
+            store: p.store,
+            outbox: Outbox::new(p.engine.clone()),
+            engine: p.engine,
+            services: Vec::new(),
+            stats: AppStats::default(),
+            shutdown: None,
+            grace: p.shutdown_grace,
+        }
+    }
+
+    /// Keeps a service for status reports (and its listener alive).
+    pub fn add_service(&mut self, s: ServiceHost) {
+        self.services.push(s);
+    }
+
+    /// The retransmission settings of client registrations.
+    pub fn client_retransmit() -> RetransmitConfig {
+        RetransmitConfig {
+            max_attempts: Some(CLIENT_ATTEMPTS),
+            ..RetransmitConfig::default()
+        }
+    }
+
+    /// Sends the first home registration.
+    pub async fn start(&mut self, now: Instant) {
+        info!(x = %self.x, coa = %self.coa, ha = %self.ha, "registering at the home agent");
+        self.home.register(now, wall_now());
+        self.process(now).await;
+    }
+
+    fn is_registered(&self) -> bool {
+        self.registered.is_some()
+    }
+
+    /// Applies both machines' actions: tables and the list on disk first,
+    /// then packets.
+    async fn process(&mut self, now: Instant) {
+        let h = drain(&mut self.home);
+        let m = drain(&mut self.mn);
+        for e in h.events {
+            self.home_event(e, now);
+        }
+        for e in m.events {
+            self.mobile_event(e, now).await;
+        }
+        self.store.set_home_next_sequence(self.home.next_sequence());
+        for t in m.transmits.iter().filter(|t| t.mh_type == MH_BU) {
+            if let Some(seq) = self.mn.next_sequence(t.dst) {
+                self.store.set_next_sequence(t.dst, seq);
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            self.stats.persist_errors += 1;
+            warn!(error = %e, "writing the binding update list");
+        }
+        for t in h.transmits {
+            self.outbox.send(t, Some(SendVia::Direct)).await;
+        }
+        let tunnel = Some((self.coa, self.ha));
+        for t in m.transmits {
+            let via = send_via(t.route, tunnel);
+            self.outbox.send(t, via).await;
+        }
+    }
+
+    fn home_event(&mut self, e: HomeRegEvent, now: Instant) {
+        match e {
+            HomeRegEvent::Registered {
+                coa,
+                lifetime,
+                expires,
+                sequence,
+            } => {
+                if self.registered.is_none() {
+                    info!(%coa, ?lifetime, sequence, "registered at the home agent");
+                } else {
+                    debug!(%coa, ?lifetime, sequence, "home registration refreshed");
+                }
+                self.registered = Some(expires);
+                self.home_retry_at = None;
+                if !self.ever_registered {
+                    self.ever_registered = true;
+                    for cn in std::mem::take(&mut self.resume) {
+                        info!(%cn, "resuming route optimization of a persisted client");
+                        let c = self.clients.entry(cn).or_default();
+                        c.first_seen.get_or_insert(now);
+                        c.start_at = Some(now);
+                    }
+                }
+            }
+            HomeRegEvent::Deregistered => {
+                info!("deregistered at the home agent");
+                self.registered = None;
+                self.home_deregistered = true;
+            }
+            HomeRegEvent::Expired => {
+                warn!("home registration expired");
+                self.registered = None;
+            }
+            HomeRegEvent::Failed { status } => {
+                warn!(
+                    ?status,
+                    "home registration failed; retrying in {HOME_RETRY:?}"
+                );
+                self.registered = None;
+                if self.shutdown.is_some() {
+                    self.home_deregistered = true;
+                } else {
+                    self.home_retry_at = Some(now + HOME_RETRY);
+                }
+            }
+        }
+    }
+
+    async fn set_binding(&mut self, cn: Ipv6Addr, coa: Option<Ipv6Addr>) {
+        let c = self.clients.entry(cn).or_default();
+        if c.installed == coa {
+            return;
+        }
+        c.installed = coa;
+        let update = match coa {
+            Some(coa) => TableUpdate::AddHomeAddressBinding {
+                hoa: self.x,
+                peer: cn,
+                coa,
+            },
+            None => TableUpdate::RemoveHomeAddressBinding {
+                hoa: self.x,
+                peer: cn,
+            },
+        };
+        if let Err(e) = self.engine.update(update).await {
+            self.stats.table_errors += 1;
+            warn!(%cn, error = %e, "programming the home address binding");
+        }
+    }
+
+    async fn mobile_event(&mut self, e: MobileEvent, now: Instant) {
+        match e {
+            MobileEvent::Bound {
+                cn,
+                coa,
+                lifetime,
+                sequence,
+            } => {
+                let _s = info_span!("client", %cn).entered();
+                let c = self.clients.entry(cn).or_default();
+                if c.installed.is_none() {
+                    info!(%coa, ?lifetime, sequence, "client route-optimized");
+                    self.stats.route_optimized += 1;
+                } else {
+                    debug!(%coa, ?lifetime, sequence, "client binding refreshed");
+                }
+                c.bound_until = Some(now + lifetime);
+                c.failures = 0;
+                let until = unix_ms().saturating_add(lifetime.as_millis() as u64);
+                drop(_s);
+                self.store.set_bound(cn, Some((coa, until)));
+                self.set_binding(cn, Some(coa)).await;
+            }
+            MobileEvent::Deregistered { cn } | MobileEvent::BindingExpired { cn } => {
+                info!(%cn, event = ?e, "client binding ended: back to the home agent path");
+                self.dereg_pending.remove(&cn);
+                if let Some(c) = self.clients.get_mut(&cn) {
+                    c.bound_until = None;
+                }
+                self.store.set_bound(cn, None);
+                self.set_binding(cn, None).await;
+            }
+            MobileEvent::Failed { cn, reason } => {
+                self.dereg_pending.remove(&cn);
+                let c = self.clients.entry(cn).or_default();
+                c.failures = c.failures.saturating_add(1);
+                c.bound_until = None;
+                c.start_at = None;
+                let wait = Duration::from_secs(30).saturating_mul(c.failures.min(10));
+                c.retry_after = Some(now + wait);
+                if reason == FailReason::RouteOptimizationUnsupported {
+                    c.unsupported = true;
+                }
+                warn!(%cn, ?reason, retry_in = ?wait, "route optimization failed");
+                self.store.set_bound(cn, None);
+                self.set_binding(cn, None).await;
+            }
+            MobileEvent::HomeTokenReady { cn } | MobileEvent::HomeTokenNeeded { cn } => {
+                debug!(%cn, event = ?e, "home token");
+            }
+        }
+    }
+
+    /// A client was seen: schedule its route optimization.
+    fn peer(&mut self, p: PeerSeen, now: Instant) {
+        self.stats.peer_reports += 1;
+        let cn = p.peer;
+        if [self.x, self.coa, self.ha].contains(&cn)
+            || !mip6_anycast::wire::is_valid_home_address(&cn)
+            || self.shutdown.is_some()
+        {
+            return;
+        }
+        let max = self.ro.max_clients.unwrap_or(65_536);
+        if !self.clients.contains_key(&cn) && self.clients.len() >= max {
+            self.stats.clients_refused += 1;
+            return;
+        }
+        let in_progress = self
+            .mn
+            .entry(cn, now)
+            .is_some_and(|e| e.goal == Goal::Register);
+        let c = self.clients.entry(cn).or_default();
+        if c.first_seen.is_none() {
+            info!(%cn, source = p.source, "new client");
+            c.first_seen = Some(now);
+        }
+        if !self.ro.enabled
+            || c.unsupported
+            || in_progress
+            || c.start_at.is_some()
+            || c.retry_after.is_some_and(|t| now < t)
+        {
+            return;
+        }
+        c.start_at = Some(now + self.ro.delay());
+    }
+
+    /// Starts route optimization of every client due at `now` (only while
+    /// registered: the home test goes through the home agent).
+    fn start_due_clients(&mut self, now: Instant) {
+        if !self.is_registered() || self.shutdown.is_some() {
+            return;
+        }
+        let due: Vec<Ipv6Addr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.start_at.is_some_and(|t| t <= now))
+            .map(|(cn, _)| *cn)
+            .collect();
+        for cn in due {
+            if let Some(c) = self.clients.get_mut(&cn) {
+                c.start_at = None;
+            }
+            if self.mn.entry(cn, now).is_none()
+                && let Some(r) = self.store.client(cn)
+            {
+                self.mn.set_next_sequence(cn, r.next_sequence);
+            }
+            debug!(%cn, "starting return routability");
+            self.mn.register(now, cn, self.coa);
+        }
+    }
+
+    /// A Binding Error "unknown binding for the home address option" from
+    /// a client (RFC 6275 9.3.3): it dropped our binding, so our HAO
+    /// packets are lost there. Fall back to the reverse tunnel at once;
+    /// the mobile node registers again (RFC 6275 11.3.6).
+    async fn binding_error(&mut self, packet: &[u8]) {
+        let Ok(p) = MhPacketRepr::parse_with_bytes(packet) else {
+            return;
+        };
+        if let MhMessage::BindingError(be) = &p.repr.mh.message
+            && be.status == BeStatus::UnknownBindingForHao
+            && be.home_address == self.x
+            && self.clients.contains_key(&p.repr.src_addr)
+        {
+            self.stats.binding_errors += 1;
+            let cn = p.repr.src_addr;
+            info!(%cn, "client lost our binding: reverse tunnelling until it is bound again");
+            self.store.set_bound(cn, None);
+            self.set_binding(cn, None).await;
+        }
+    }
+
+    fn shutdown_phase(&mut self, now: Instant) {
+        let Some(s) = self.shutdown else { return };
+        let clients_done = self.dereg_pending.is_empty();
+        let half_grace = now >= s.started + s.grace / 2;
+        if !self.home_deregistering && (clients_done || half_grace) {
+            self.home_deregistering = true;
+            if self.is_registered() || self.ever_registered {
+                info!("deregistering at the home agent");
+                self.home.deregister(now, wall_now());
+            } else {
+                self.home_deregistered = true;
+            }
+        }
+    }
+
+    /// Persists the list and removes what the daemon put into the engine
+    /// (the steering goes with the engine).
+    pub async fn finish(&mut self) {
+        for (cn, c) in &self.clients {
+            if c.installed.is_some() {
+                let _ = self
+                    .engine
+                    .update(TableUpdate::RemoveHomeAddressBinding {
+                        hoa: self.x,
+                        peer: *cn,
+                    })
+                    .await;
+            }
+        }
+        self.store.set_home_next_sequence(self.home.next_sequence());
+        for cn in self.mn.correspondents().collect::<Vec<_>>() {
+            if let Some(seq) = self.mn.next_sequence(cn) {
+                self.store.set_next_sequence(cn, seq);
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            warn!(error = %e, "writing the binding update list");
+        }
+    }
+
+    async fn bindings(&self) -> Value {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (cn, c) in &self.clients {
+            let usage = match c.installed {
+                Some(_) => self
+                    .engine
+                    .usage(BindingKey::HomeAddress {
+                        hoa: self.x,
+                        peer: *cn,
+                    })
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            };
+            let e = self.mn.entry(*cn, now);
+            out.push(json!({
+                "cn": cn,
+                "hoa": self.x,
+                "coa": c.installed,
+                "bound": c.installed.is_some(),
+                "lifetime_left_s": c.bound_until.map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                "next_sequence": e.map(|e| e.next_sequence),
+                "goal": e.map(|e| format!("{:?}", e.goal).to_lowercase()),
+                "bu_outstanding": e.map(|e| e.bu_outstanding),
+                "first_seen_s_ago": c.first_seen.map(|t| now.saturating_duration_since(t).as_secs_f64()),
+                "failures": c.failures,
+                "hao_packets": usage.map(|u| u.packets),
+            }));
+        }
+        Value::Array(out)
+    }
+
+    fn status(&self) -> Value {
+        let now = Instant::now();
+        let hs = self.home.stats();
+        let ms = self.mn.stats();
+        let drops = |d: &mip6_anycast::proto::DropCounts| -> BTreeMap<&'static str, u64> {
+            d.iter().map(|(r, n)| (r.as_str(), n)).collect()
+        };
+        json!({
+            "anycast": self.x,
+            "care_of_address": self.coa,
+            "home_agent": self.ha,
+            "role": "contact",
+            "home_registration": {
+                "registered": self.is_registered(),
+                "lifetime_left_s": self.registered.map(|t| t.saturating_duration_since(now).as_secs_f64()),
+                "next_sequence": self.home.next_sequence(),
+                "bu_sent": hs.bu_sent,
+                "ba_accepted": hs.ba_accepted,
+                "resyncs": hs.resyncs,
+                "timestamp_resyncs": hs.timestamp_resyncs,
+                "drops": drops(&hs.drops),
+            },
+            "clients": self.clients.len(),
+            "clients_bound": self.clients.values().filter(|c| c.installed.is_some()).count(),
+            "route_optimization": {
+                "enabled": self.ro.enabled,
+                "delay_s": self.ro.delay().as_secs_f64(),
+                "lifetime_s": self.ro.lifetime().as_secs_f64(),
+                "hoti_sent": ms.hoti_sent,
+                "coti_sent": ms.coti_sent,
+                "bu_sent": ms.bu_sent,
+                "ba_accepted": ms.ba_accepted,
+                "ba_rejected": ms.ba_rejected,
+                "resyncs": ms.resyncs,
+                "brr_received": ms.brr_received,
+                "route_optimized": self.stats.route_optimized,
+                "drops": drops(&ms.drops),
+            },
+            "services": self.services.iter().map(ServiceHost::snapshot).collect::<Vec<_>>(),
+            "store": { "file": self.store.path(), "writes": self.store.writes, "errors": self.stats.persist_errors },
+            "punts": self.stats.punts,
+            "peer_reports": self.stats.peer_reports,
+            "clients_refused": self.stats.clients_refused,
+            "hao_without_binding": self.stats.hao_without_binding,
+            "binding_errors": self.stats.binding_errors,
+            "table_errors": self.stats.table_errors,
+            "sent": self.outbox.sent,
+            "send_failed": self.outbox.failed,
+            "shutting_down": self.shutdown.is_some(),
+        })
+    }
+}
+
+impl App for ContactApp {
+    type Input = ContactInput;
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let starts = if self.is_registered() && self.shutdown.is_none() {
+            self.clients.values().filter_map(|c| c.start_at).min()
+        } else {
+            None
+        };
+        let half_grace = self
+            .shutdown
+            .filter(|_| !self.home_deregistering)
+            .map(|s| s.started + s.grace / 2);
+        earliest([
+            self.home.poll_timeout(),
+            self.mn.poll_timeout(),
+            starts,
+            self.home_retry_at,
+            half_grace,
+        ])
+    }
+
+    async fn handle_timeout(&mut self, now: Instant) {
+        let wall = wall_now();
+        if self.home.poll_timeout().is_some_and(|t| t <= now) {
+            self.home.handle_timeout(now, wall);
+        }
+        if self.mn.poll_timeout().is_some_and(|t| t <= now) {
+            self.mn.handle_timeout(now);
+        }
+        if self.home_retry_at.is_some_and(|t| t <= now) {
+            self.home_retry_at = None;
+            self.home.register(now, wall);
+        }
+        self.start_due_clients(now);
+        self.shutdown_phase(now);
+        self.process(now).await;
+        // Registered by this batch: due clients start now.
+        self.start_due_clients(now);
+        self.process(now).await;
+    }
+
+    async fn handle_punt(&mut self, punt: Punt) {
+        self.stats.punts += 1;
+        match punt {
+            Punt::Mobility(m) => {
+                let now = m.received;
+                let src = Ipv6Packet::new_checked(&m.packet[..])
+                    .map(|p| p.src_addr())
+                    .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED);
+                if src == self.ha && m.mh_type == MH_BA {
+                    self.home.handle_packet(now, wall_now(), &m.packet);
+                } else {
+                    if m.mh_type == MH_BE {
+                        self.binding_error(&m.packet).await;
+                    }
+                    let arrival = if m.tunnel.is_some_and(|t| t.src == self.ha) {
+                        Arrival::Tunnel
+                    } else {
+                        Arrival::Direct
+                    };
+                    self.mn.handle_packet(now, &m.packet, arrival);
+                }
+                self.process(now).await;
+                self.start_due_clients(now);
+                self.shutdown_phase(now);
+                self.process(now).await;
+            }
+            Punt::HaoWithoutBinding { src, dst, hoa } => {
+                self.stats.hao_without_binding += 1;
+                debug!(%src, %dst, %hoa, "home address option without binding");
+            }
+        }
+    }
+
+    async fn handle_input(&mut self, input: ContactInput) {
+        let ContactInput::Peer(p) = input;
+        let now = Instant::now();
+        self.peer(p, now);
+        self.start_due_clients(now);
+        self.process(now).await;
+    }
+
+    async fn control(&mut self, req: &Request) -> Result<Value, String> {
+        match req.cmd.as_str() {
+            "status" => Ok(self.status()),
+            "bindings" => Ok(self.bindings().await),
+            other => Err(shell::unknown_command(other)),
+        }
+    }
+
+    async fn begin_shutdown(&mut self, now: Instant) {
+        self.shutdown = Some(Shutdown {
+            started: now,
+            grace: self.grace,
+        });
+        let bound: Vec<Ipv6Addr> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.installed.is_some() || c.bound_until.is_some())
+            .map(|(cn, _)| *cn)
+            .collect();
+        for c in self.clients.values_mut() {
+            c.start_at = None;
+        }
+        for cn in bound {
+            info!(%cn, "deregistering at the client");
+            self.dereg_pending.insert(cn);
+            self.mn.deregister(now, cn);
+        }
+        self.shutdown_phase(now);
+        self.process(now).await;
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        self.dereg_pending.is_empty() && self.home_deregistering && self.home_deregistered
+    }
+}

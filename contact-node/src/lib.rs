@@ -1,0 +1,211 @@
+//! `contact-node`: the anycast member daemon, first version: one member in
+//! the contact role. It owns the anycast address X (on `lo`), is
+//! registered for it at the home agent, serves the clients that reach X
+//! through the home agent's tunnel, and moves each of them to route
+//! optimization (RR + BU) so that their packets come straight to its
+//! care-of address. The binary is `src/main.rs`.
+//!
+//! - [`config`]: the TOML configuration (`[anycast]`,
+//!   `[route_optimization]`, `[services]`).
+//! - [`app`]: the control plane (home registration, per-client route
+//!   optimization, persistence).
+//! - [`bul_store`]: the persisted binding update list.
+//! - [`service`]: services on X (the echo test service), peer detection.
+//! - [`run`]: the daemon's life.
+
+pub mod app;
+pub mod bul_store;
+pub mod config;
+pub mod service;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use mip6_anycast::crypto::{RandomSource, SystemRandomSource};
+use mip6_anycast::daemon::shell::{self, Context};
+use mip6_anycast::daemon::{DaemonEngine, serve};
+use mip6_anycast::engine::datapath::TableUpdate;
+use mip6_anycast::engine::netlink::AddrOptions;
+use mip6_anycast::proto::{
+    HomeRegistration, HomeRegistrationConfig, HomeTestMode, MobileConfig, MobileNode,
+    RetransmitConfig,
+};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::app::{ContactApp, ContactInput, ContactParts};
+use crate::bul_store::BulStore;
+use crate::service::{PeerSeen, ServiceHost};
+
+/// How long to wait for X to become usable after adding it.
+const ADDRESS_READY: Duration = Duration::from_secs(5);
+
+fn random_u16(rng: &mut dyn RandomSource) -> u16 {
+    let mut b = [0u8; 2];
+    if rng.fill(&mut b).is_err() {
+        return 0;
+    }
+    u16::from_be_bytes(b)
+}
+
+/// Periodically reports the peers of live TCP sockets on X.
+fn spawn_scanner(
+    x: std::net::Ipv6Addr,
+    every: Duration,
+    tx: mpsc::Sender<ContactInput>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let found = tokio::task::spawn_blocking(move || service::scan::scan(x)).await;
+            match found {
+                Ok(Ok(peers)) => {
+                    for peer in peers {
+                        let p = PeerSeen {
+                            peer,
+                            source: "scan",
+                        };
+                        if tx.send(ContactInput::Peer(p)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(e)) => debug!(error = %e, "socket scan"),
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// Runs the contact node until SIGTERM/SIGINT.
+pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()> {
+    let a = &cfg.anycast;
+    let (x, coa, ha) = (a.address, a.care_of_address, a.home_agent);
+    let (spi, key) = cfg
+        .sa
+        .clone()
+        .context("configuration without a security association")?;
+    let mut engine = DaemonEngine::start(&cfg.engine).await?;
+    let nl = engine.netlink.clone();
+    let mut added_x = None;
+    let result = async {
+        if a.manage_address {
+            let lo = nl.link_index("lo").await.context("finding lo")?;
+            match nl
+                .add_address(lo, IpAddr::V6(x), 128, AddrOptions::NODAD)
+                .await
+            {
+                Ok(()) => {
+                    added_x = Some(lo);
+                    info!(%x, "anycast address added to lo");
+                }
+                Err(e) if e.is_exists() => debug!(%x, "anycast address already on lo"),
+                Err(e) => return Err(e).context("adding the anycast address to lo"),
+            }
+        }
+        nl.wait_local(x, ADDRESS_READY)
+            .await
+            .with_context(|| format!("anycast address {x} is not usable"))?;
+        engine
+            .handle
+            .update_all(vec![
+                TableUpdate::AddLocalAddress { addr: coa },
+                TableUpdate::AddLocalHomeAddress { hoa: x },
+                TableUpdate::AddReverseTunnel {
+                    hoa: x,
+                    coa,
+                    home_agent: ha,
+                },
+            ])
+            .await
+            .context("programming the anycast address and the reverse tunnel")?;
+        let (store, problem) = BulStore::open(&ctx.state_dir, x);
+        if let Some(p) = problem {
+            warn!("binding update list set aside, starting fresh: {p}");
+        }
+        let mut rng = SystemRandomSource::new();
+        let home_seq = store
+            .home_next_sequence()
+            .unwrap_or_else(|| random_u16(&mut rng));
+        let home = HomeRegistration::new(
+            HomeRegistrationConfig {
+                hoa: x,
+                ha,
+                coa,
+                spi,
+                key,
+                lifetime: a.lifetime(),
+                retransmit: RetransmitConfig::default(),
+            },
+            home_seq,
+        );
+        let mn = MobileNode::new(
+            MobileConfig {
+                lifetime: cfg.route_optimization.lifetime(),
+                home_test: HomeTestMode::Local,
+                retransmit: ContactApp::client_retransmit(),
+                max_entries: cfg.route_optimization.max_clients.unwrap_or(65_536),
+                ..MobileConfig::new(x)
+            },
+            Box::new(rng),
+        );
+        let (tx, mut inputs) = mpsc::channel::<ContactInput>(256);
+        let mut app = ContactApp::new(ContactParts {
+            x,
+            coa,
+            ha,
+            home,
+            mn,
+            ro: cfg.route_optimization.clone(),
+            store,
+            engine: engine.handle.clone(),
+            shutdown_grace: ctx.shutdown_grace,
+        });
+        if let Some(echo) = &cfg.services.echo {
+            let (ptx, mut prx) = mpsc::channel::<PeerSeen>(256);
+            let host = ServiceHost::listen(
+                SocketAddr::from((x, echo.port)),
+                Arc::new(service::echo::Echo),
+                ptx,
+            )
+            .await
+            .with_context(|| format!("echo service on [{x}]:{}", echo.port))?;
+            info!(port = echo.port, "echo service listening on X");
+            app.add_service(host);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(p) = prx.recv().await {
+                    if tx.send(ContactInput::Peer(p)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let scanner = cfg
+            .route_optimization
+            .peer_scan()
+            .map(|every| spawn_scanner(x, every, tx.clone()));
+        drop(tx);
+        app.start(Instant::now()).await;
+        let (_server, mut calls) = shell::bind_control(&ctx)?;
+        let served = serve(&mut app, &mut engine, &mut calls, &mut inputs, &ctx).await;
+        if let Some(s) = scanner {
+            s.abort();
+        }
+        app.finish().await;
+        served
+    }
+    .await;
+    let stopped = engine.stop().await;
+    if let Some(lo) = added_x
+        && let Err(e) = nl.del_address(lo, IpAddr::V6(x), 128).await
+    {
+        warn!(error = %e, "removing the anycast address from lo");
+    }
+    result?;
+    stopped.map(|_| ())
+}

@@ -1,0 +1,494 @@
+//! `testbed demo`: a client C reaches the anycast address X through the
+//! home agent, then by route optimization, on the demo lab (C, R, HA, K on
+//! emulated links; `topologies/demo.toml`).
+//!
+//! 1. Build the lab, start home-agent (HA), contact-node (K), mip6-cn (C)
+//!    with per-run control sockets and state under `DIR`.
+//! 2. Wait for K's home registration.
+//! 3. From C, open a TCP connection to `[X]:echo` and time 64-byte echoes
+//!    while the path is C - R - HA - R - K (the contact node delays route
+//!    optimization by its `route_optimization.delay_s`).
+//! 4. Wait until C has a binding for X and K has its acknowledgement.
+//! 5. Time echoes again on the same connection and on a new one; count
+//!    the TCP packets that still cross the home agent's links meanwhile.
+//! 6. Stop K (deregistrations), C, HA; tear the lab down; check every
+//!    capture (own checks, `mip6-inspect --strict` and `tshark` when
+//!    available); write `DIR/report.json` ([`DemoReport`]).
+
+pub mod pcap_check;
+pub mod report;
+pub mod roles;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+pub use report::DemoReport;
+pub use roles::Roles;
+
+use super::daemons::wait_for;
+use super::probe::{EchoProbe, median};
+use super::{Session, SessionOptions, place_daemon_files};
+use crate::lab::signals::TerminationSignals;
+use crate::lab::{DaemonOptions, LabOptions, find_workspace_binary};
+use crate::topology::Topology;
+use mip6_anycast::daemon::system::unix_now;
+
+/// The demo topology built into the binary (`topologies/demo.toml`).
+pub const DEMO_TOPOLOGY: &str = include_str!("../../../topologies/demo.toml");
+
+/// How long the demo waits for the home registration.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause after route optimization before measuring (packets in flight on
+/// the old path drain).
+const SETTLE: Duration = Duration::from_millis(300);
+/// Gap between echo samples.
+const SAMPLE_GAP: Duration = Duration::from_millis(20);
+
+/// How to run the demo.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Topology file (default: [`DEMO_TOPOLOGY`]).
+    pub topology: Option<PathBuf>,
+    /// Lab options (family, state directory, reaper); `out_dir` is set
+    /// from `out`.
+    pub lab: LabOptions,
+    /// Directory of the daemon binaries.
+    pub bin_dir: Option<PathBuf>,
+    /// Echo samples per measurement.
+    pub samples: usize,
+    /// How long to wait for route optimization after the samples through
+    /// the home agent.
+    pub ro_timeout: Duration,
+}
+
+impl DemoOptions {
+    /// Defaults with output in `out`.
+    pub fn new(out: impl Into<PathBuf>) -> Self {
+        DemoOptions {
+            out: out.into(),
+            topology: None,
+            lab: LabOptions::default(),
+            bin_dir: None,
+            samples: 10,
+            ro_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+fn interrupted(signals: Option<&TerminationSignals>) -> anyhow::Result<()> {
+    if let Some(sig) = signals.and_then(TerminationSignals::poll) {
+        anyhow::bail!("interrupted by {sig}");
+    }
+    Ok(())
+}
+
+fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(k))
+}
+
+/// Loads the topology the options name.
+pub fn load_topology(opts: &DemoOptions) -> anyhow::Result<Topology> {
+    let t = match &opts.topology {
+        Some(p) => Topology::load(p).with_context(|| format!("loading {}", p.display()))?,
+        None => Topology::from_toml_str(DEMO_TOPOLOGY).context("the built-in demo topology")?,
+    };
+    t.validate().context("topology")?;
+    Ok(t)
+}
+
+/// Runs the demo and writes `out/report.json`. `Err` only when the demo
+/// could not run at all (the report, if written, says why).
+pub fn run(opts: &DemoOptions, signals: Option<&TerminationSignals>) -> anyhow::Result<DemoReport> {
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    let mut report = DemoReport::default();
+    let result = run_inner(opts, signals, &mut report);
+    if let Err(e) = &result {
+        report.error(format!("{e:#}"));
+    }
+    let path = opts.out.join("report.json");
+    let text = serde_json::to_string_pretty(&report).context("serializing the report")?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    Ok(report)
+}
+
+fn run_inner(
+    opts: &DemoOptions,
+    signals: Option<&TerminationSignals>,
+    report: &mut DemoReport,
+) -> anyhow::Result<()> {
+    let mut topo = load_topology(opts)?;
+    let roles = Roles::of(&topo).map_err(anyhow::Error::msg)?;
+    let keys = roles::mn_ha_keys(&topo);
+    if let Some((via, ro)) = roles::expected_rtts(&topo, &roles) {
+        report.expected_rtt_via_ha_ms = Some(via);
+        report.expected_rtt_ro_ms = Some(ro);
+    }
+    place_daemon_files(&mut topo, &opts.out);
+    let t0 = Instant::now();
+    let session = Session::start(
+        &topo,
+        SessionOptions {
+            lab: LabOptions {
+                out_dir: Some(opts.out.clone()),
+                ..opts.lab.clone()
+            },
+            daemons: Some(DaemonOptions {
+                bin_dir: opts.bin_dir.clone(),
+                ..Default::default()
+            }),
+        },
+    )
+    .context("starting the demo lab")?;
+    report
+        .lab
+        .insert("prefix".into(), session.lab.prefix().to_string());
+    report
+        .lab
+        .insert("out".into(), opts.out.display().to_string());
+    let pcaps: Vec<(String, PathBuf)> = session
+        .lab
+        .links()
+        .iter()
+        .filter_map(|l| Some((l.name.clone(), l.pcap.clone()?)))
+        .collect();
+    let window = measure(&session, &roles, opts, signals, report, t0);
+    // Snapshots before anything stops.
+    for name in [&roles.c.0, &roles.k.0, &roles.ha.0] {
+        match session.ctl(name, "status") {
+            Ok(v) => {
+                report.daemons.insert(name.clone(), v);
+            }
+            Err(e) => report.error(format!("{name} ctl status: {e}")),
+        }
+        if let Ok(v) = session.ctl(name, "engine") {
+            report.engines.insert(name.clone(), v);
+        }
+    }
+    report.bu_accepted = report
+        .daemons
+        .get(&roles.c.0)
+        .and_then(|v| v.get("bu_accepted"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    // The contact node first: it deregisters at the client and the HA.
+    let order = [roles.k.0.as_str(), roles.c.0.as_str(), roles.ha.0.as_str()];
+    let (stopped, teardown) = session.stop_in_order(&order, Duration::from_secs(8));
+    for (name, status) in stopped {
+        if !status.contains("exit status: 0") {
+            report.error(format!(
+                "{name} did not exit cleanly after SIGTERM: {status}"
+            ));
+        }
+        report.daemon_exits.insert(name, status);
+    }
+    for e in teardown.errors {
+        report.error(format!("teardown: {e}"));
+    }
+    let window = window?;
+    check_captures(&pcaps, &keys, window, &roles, report);
+    Ok(())
+}
+
+/// Steps 2 to 5; returns the measurement window (Unix time).
+fn measure(
+    session: &Session,
+    roles: &Roles,
+    opts: &DemoOptions,
+    signals: Option<&TerminationSignals>,
+    report: &mut DemoReport,
+    t0: Instant,
+) -> anyhow::Result<Option<(Duration, Duration)>> {
+    let (c, k, ha) = (&roles.c.0, &roles.k.0, &roles.ha.0);
+    let registered = wait_for(REGISTRATION_TIMEOUT, Duration::from_millis(50), || {
+        let s = session.ctl(k, "status").ok()?;
+        (get(&s, &["home_registration", "registered"])? == &Value::Bool(true)).then_some(())
+    });
+    if registered.is_none() {
+        anyhow::bail!(
+            "the contact node did not register at the home agent within {REGISTRATION_TIMEOUT:?}"
+        );
+    }
+    report
+        .timings
+        .insert("registration_s".into(), t0.elapsed().as_secs_f64());
+    let ha_has_x = session
+        .ctl(ha, "bindings")
+        .ok()
+        .and_then(|b| b.as_array().cloned())
+        .is_some_and(|b| {
+            b.iter()
+                .any(|r| r.get("hoa").and_then(Value::as_str) == Some(&roles.x.to_string()))
+        });
+    if !ha_has_x {
+        report.error(format!("{ha} lists no registration for {}", roles.x));
+    }
+    interrupted(signals)?;
+
+    // Through the home agent.
+    let to = std::net::SocketAddr::from((roles.x, roles.echo_port));
+    let t_connect = Instant::now();
+    let mut conn = EchoProbe::connect(&session.lab, &roles.c.1, to, Duration::from_secs(5))
+        .map_err(anyhow::Error::msg)?;
+    report.timings.insert(
+        "connect_via_ha_ms".into(),
+        conn.connect_time.as_secs_f64() * 1e3,
+    );
+    let via = conn.samples(opts.samples, SAMPLE_GAP);
+    let no_binding_yet = client_binding(session, c, roles).is_none();
+    match via {
+        Ok(v) => {
+            report.rtt_via_ha_ms = median(&v);
+            report.samples_ms.insert("via_ha".into(), v);
+            if no_binding_yet {
+                report.tcp_via_home_agent_ok = true;
+            } else {
+                report.error("route optimization started before the samples through the home agent were taken (raise route_optimization.delay_s)");
+            }
+        }
+        Err(e) => report.error(format!("echo through the home agent: {e}")),
+    }
+    interrupted(signals)?;
+
+    // Route optimization.
+    let ro = wait_for(opts.ro_timeout, Duration::from_millis(20), || {
+        let at_c = client_binding(session, c, roles)?;
+        let at_k = session.ctl(k, "bindings").ok()?;
+        let bound = at_k.as_array()?.iter().any(|b| {
+            b.get("bound") == Some(&Value::Bool(true))
+                && b.get("cn")
+                    .and_then(Value::as_str)
+                    .is_some_and(|cn| at_c.0 == cn)
+        });
+        bound.then_some(at_c)
+    });
+    let Some(_) = ro else {
+        report.error(format!(
+            "no route optimization within {:?}",
+            opts.ro_timeout
+        ));
+        return Ok(None);
+    };
+    report.route_optimized = true;
+    report.timings.insert(
+        "route_optimized_after_connect_s".into(),
+        t_connect.elapsed().as_secs_f64(),
+    );
+    std::thread::sleep(SETTLE);
+    interrupted(signals)?;
+
+    let start = unix_now();
+    let before: u64 = ha_link_packets(session, roles);
+    match conn.samples(opts.samples, SAMPLE_GAP) {
+        Ok(v) => {
+            report.rtt_ro_ms = median(&v);
+            report.samples_ms.insert("ro_same_connection".into(), v);
+        }
+        Err(e) => report.error(format!(
+            "echo on the same connection after route optimization: {e}"
+        )),
+    }
+    match EchoProbe::connect(&session.lab, &roles.c.1, to, Duration::from_secs(5)).and_then(
+        |mut n| {
+            let ct = n.connect_time;
+            let v = n.samples(opts.samples, SAMPLE_GAP)?;
+            n.close()?;
+            Ok((ct, v))
+        },
+    ) {
+        Ok((ct, v)) => {
+            report
+                .timings
+                .insert("connect_ro_ms".into(), ct.as_secs_f64() * 1e3);
+            report.rtt_ro_new_connection_ms = median(&v);
+            report.samples_ms.insert("ro_new_connection".into(), v);
+        }
+        Err(e) => report.error(format!("new connection after route optimization: {e}")),
+    }
+    if let Err(e) = conn.close() {
+        report.error(format!("closing the first connection: {e}"));
+    }
+    let end = unix_now();
+    report.ha_link_packets_in_window = ha_link_packets(session, roles).saturating_sub(before);
+    if client_binding(session, c, roles).is_none() {
+        report.error("the client's binding disappeared during the measurement");
+    }
+    Ok(Some((start, end)))
+}
+
+/// The client's binding for X: (correspondent address, care-of address).
+fn client_binding(session: &Session, c: &str, roles: &Roles) -> Option<(String, String)> {
+    let b = session.ctl(c, "bindings").ok()?;
+    b.as_array()?.iter().find_map(|e| {
+        (e.get("hoa")?.as_str()? == roles.x.to_string())
+            .then(|| {
+                Some((
+                    e.get("cn")?.as_str()?.to_string(),
+                    e.get("coa")?.as_str()?.to_string(),
+                ))
+            })
+            .flatten()
+    })
+}
+
+/// Packets that entered the home agent's links so far (both directions).
+fn ha_link_packets(session: &Session, roles: &Roles) -> u64 {
+    roles
+        .ha_links
+        .iter()
+        .filter_map(|l| session.lab.link_stats(l))
+        .map(|s| s.a_to_b.packets_in + s.b_to_a.packets_in)
+        .sum()
+}
+
+/// Step 6: the captures.
+fn check_captures(
+    pcaps: &[(String, PathBuf)],
+    keys: &std::collections::HashMap<u32, mip6_anycast::crypto::MnHaKey>,
+    window: Option<(Duration, Duration)>,
+    roles: &Roles,
+    report: &mut DemoReport,
+) {
+    let mut via_ha = 0;
+    for (link, path) in pcaps {
+        match pcap_check::check_capture(link, path, keys, window) {
+            Ok(c) => {
+                if !c.clean() {
+                    report.error(format!(
+                        "capture {link}: {} malformed, {} checksum errors, {} false authenticators: {:?}",
+                        c.malformed, c.checksum_errors, c.authenticators_bad, c.problems
+                    ));
+                }
+                if roles.ha_links.contains(link) {
+                    via_ha += c.tcp_in_window;
+                }
+                report.captures.push(c);
+            }
+            Err(e) => report.error(format!("capture {link}: {e}")),
+        }
+    }
+    report.packets_via_ha_after_ro = via_ha;
+    if window.is_some() && via_ha > 0 {
+        report.error(format!(
+            "{via_ha} TCP packets crossed the home agent's links after route optimization"
+        ));
+    }
+    let files: Vec<&Path> = pcaps.iter().map(|(_, p)| p.as_path()).collect();
+    report.mip6_inspect = run_inspect(&files);
+    if report.mip6_inspect.ok == Some(false) {
+        report.error(format!(
+            "mip6-inspect --strict: {}",
+            report.mip6_inspect.note
+        ));
+    }
+    report.tshark = run_tshark(&files);
+    if report.tshark.ok == Some(false) {
+        report.error(format!("tshark: {}", report.tshark.note));
+    }
+}
+
+fn tail(s: &[u8]) -> String {
+    let t = String::from_utf8_lossy(s);
+    let lines: Vec<&str> = t.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+/// `mip6-inspect --strict` on the captures, if the binary is there (and
+/// not the placeholder that only says it is not built yet).
+fn run_inspect(files: &[&Path]) -> report::ToolCheck {
+    let Some(bin) = find_workspace_binary("mip6-inspect") else {
+        return report::ToolCheck {
+            note: "mip6-inspect not found next to testbed".into(),
+            ..Default::default()
+        };
+    };
+    match Command::new(&bin).arg("--strict").args(files).output() {
+        Err(e) => report::ToolCheck {
+            note: format!("{}: {e}", bin.display()),
+            ..Default::default()
+        },
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("not built yet") => report::ToolCheck {
+            note: "mip6-inspect is still the placeholder in this tree; the captures were checked with the project's wire/crypto code (captures[])".into(),
+            ..Default::default()
+        },
+        Ok(o) => report::ToolCheck {
+            ran: true,
+            ok: Some(o.status.success()),
+            note: if o.status.success() {
+                "every checksum and authenticator verifies".into()
+            } else {
+                format!("{}: {}", o.status, tail(&o.stdout))
+            },
+        },
+    }
+}
+
+/// `tshark`: no frame of any capture is malformed.
+fn run_tshark(files: &[&Path]) -> report::ToolCheck {
+    let mut malformed = Vec::new();
+    for f in files {
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(f)
+            .args([
+                "-Y",
+                "_ws.malformed || _ws.expert.severity == error",
+                "-T",
+                "fields",
+                "-e",
+                "frame.number",
+            ])
+            .output();
+        match out {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return report::ToolCheck {
+                    note: "tshark is not installed".into(),
+                    ..Default::default()
+                };
+            }
+            Err(e) => {
+                return report::ToolCheck {
+                    ran: true,
+                    ok: Some(false),
+                    note: format!("tshark: {e}"),
+                };
+            }
+            Ok(o) if !o.status.success() => {
+                return report::ToolCheck {
+                    ran: true,
+                    ok: Some(false),
+                    note: format!(
+                        "tshark -r {}: {} {}",
+                        f.display(),
+                        o.status,
+                        tail(&o.stderr)
+                    ),
+                };
+            }
+            Ok(o) => {
+                let n = String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .count();
+                if n > 0 {
+                    malformed.push(format!("{}: {n} frames", f.display()));
+                }
+            }
+        }
+    }
+    report::ToolCheck {
+        ran: true,
+        ok: Some(malformed.is_empty()),
+        note: if malformed.is_empty() {
+            "no malformed frame".into()
+        } else {
+            format!("malformed or error frames: {}", malformed.join(", "))
+        },
+    }
+}
