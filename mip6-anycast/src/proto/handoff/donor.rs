@@ -124,6 +124,9 @@ impl Coordinator {
             .is_some_and(|e| e.goal == Goal::Register);
         // From here this member sends no Binding Update to the client: the
         // exported sequence numbers belong to the acceptor.
+        let idle = mn
+            .entry(client, now)
+            .is_none_or(|e| e.goal == Goal::Idle && !e.bu_outstanding);
         let saved = match mn.export(now, client) {
             Some(s) => s,
             None => {
@@ -138,13 +141,17 @@ impl Coordinator {
                 })
             }
         };
-        mn.remove(client);
         let is_contact = self.is_contact();
-        if is_contact {
+        if !is_contact {
+            mn.remove(client);
+        } else {
             // The contact node keeps an idle entry: the home keygen token
             // stays cached for reuse while valid, and a missing one is
             // fetched now, in parallel with the Prepare (sent on arrival).
-            mn.import(now, &saved);
+            if !idle {
+                mn.remove(client);
+                mn.import(now, &saved);
+            }
             if saved.home_token.is_none() {
                 mn.fetch_home_token(now, client);
             }
