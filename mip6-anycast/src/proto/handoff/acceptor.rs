@@ -304,6 +304,25 @@ impl Coordinator {
         self.linger(now, client, 2);
     }
 
+    /// Aborted here, and the donor stopped forwarding to us: what we hold
+    /// and what still comes goes to the donor.
+    fn return_to_donor(&mut self, now: Instant, key: &HandoffKey) {
+        let Some((client, member)) = self.returns.remove(key) else {
+            return;
+        };
+        if self.is_moving(client) {
+            return;
+        }
+        let (hoa, local) = (self.cfg.hoa, self.cfg.me.coa);
+        self.engine(EngineChange::Forward {
+            hoa,
+            client,
+            local,
+            member,
+        });
+        self.linger(now, client, 1);
+    }
+
     pub(super) fn on_done(&mut self, now: Instant, from: &MemberId, id: u64) {
         let key = HandoffKey {
             donor: from.clone(),
@@ -319,6 +338,7 @@ impl Coordinator {
                 self.finish_acceptance(now, client);
             }
             Some(_) => self.ignored(from, "done", DropWhy::OutOfOrder),
+            None if self.returns.contains_key(&key) => self.return_to_donor(now, &key),
             None if self.outcome(&key).is_some() => {
                 self.ignored(from, "done", DropWhy::OutOfOrder);
             }
@@ -460,7 +480,7 @@ impl Coordinator {
         let Some(a) = self.acceptances.remove(&client) else {
             return;
         };
-        let (hoa, coa) = (self.cfg.hoa, self.cfg.me.coa);
+        let hoa = self.cfg.hoa;
         let next_sequence = mn.next_sequence(client);
         // No more Binding Updates (or retransmissions) from us.
         mn.remove(client);
@@ -468,13 +488,19 @@ impl Coordinator {
         if a.donor_dead {
             self.engine(EngineChange::Remove { hoa, client });
         } else {
-            self.engine(EngineChange::Forward {
+            // Hold what comes (also directly from the client, if it bound
+            // here) until the donor confirms with Done that it no longer
+            // forwards to us: forwarding back at once would bounce packets
+            // between us until it learns of the abort.
+            self.engine(EngineChange::Hold {
                 hoa,
                 client,
-                local: coa,
-                member: a.donor_coa,
+                bounds: self.cfg.hold,
             });
-            self.linger(now, client, 1);
+            if self.returns.len() < self.cfg.max_concurrent.saturating_mul(2) {
+                self.returns.insert(a.key.clone(), (client, a.donor_coa));
+            }
+            self.linger(now, client, 2);
         }
         if a.phase == Phase::Activating {
             self.engine(EngineChange::RemoveHomeAddressBinding { hoa, peer: client });

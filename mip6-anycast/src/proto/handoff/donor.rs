@@ -411,7 +411,14 @@ impl Coordinator {
         reason: AbortReason,
     ) {
         let Some(client) = self.donation_of(from, id) else {
-            return self.ignored(from, "aborted", DropWhy::UnknownHandoff);
+            if self.outcome(&self.my_key(id)) == Some(Outcome::RolledBack) {
+                // Already rolled back (e.g. the freeze failed): we no
+                // longer forward to the acceptor, it may return the rest.
+                self.send(from, HandoffMsg::Done { id });
+            } else {
+                self.ignored(from, "aborted", DropWhy::UnknownHandoff);
+            }
+            return;
         };
         let Some(d) = self.donations.get_mut(&client) else {
             return;
@@ -531,14 +538,16 @@ impl Coordinator {
             return;
         };
         d.phase = Phase::Thawing { reason };
-        let key = d.key.clone();
+        let (key, to) = (d.key.clone(), d.to.clone());
         // Keep the client's packets here (not at the acceptor) until the
-        // connections are live again.
+        // connections are live again, and tell the acceptor we stopped
+        // forwarding (it returns what it held).
         self.engine(EngineChange::Hold {
             hoa,
             client,
             bounds,
         });
+        self.send(&to, HandoffMsg::Done { id: key.id });
         self.actions.push_back(Action::Thaw { key, client });
     }
 

@@ -54,9 +54,12 @@
 //! * **No packet to a kernel without a socket.** The acceptor holds C's
 //!   packets from the Prepare on (forwarded by the donor, or direct once C
 //!   bound to it); the donor forwards from before the freeze until
-//!   `forward_linger` after the close. An aborting acceptor forwards
-//!   everything back to the donor.
-//! * **Rollback** (donor): hold C's packets, thaw the frozen connections,
+//!   `forward_linger` after the close. An aborting acceptor holds what
+//!   comes until the donor, rolling back, stopped forwarding to it (the
+//!   donor's `Done` after an `Aborted`), then forwards it back: two
+//!   members never forward one client to each other at once.
+//! * **Rollback** (donor): hold C's packets (and send `Done` so the
+//!   acceptor returns what it held), thaw the frozen connections,
 //!   release the held packets into its own kernel, restore its binding
 //!   update list entry and, if C had a binding to the donor or may have
 //!   bound to the acceptor, register C to the donor's care-of address
@@ -143,6 +146,9 @@ pub struct Coordinator {
     finished: VecDeque<(HandoffKey, Outcome)>,
     /// Engine entries to remove when their linger ends.
     lingers: HashMap<Ipv6Addr, Instant>,
+    /// Acceptor: aborted handoffs whose held packets go back to the donor
+    /// on its Done: (client, donor's care-of address).
+    returns: HashMap<HandoffKey, (Ipv6Addr, Ipv6Addr)>,
     /// Contact node: members waiting for a home keygen token per client.
     token_waiters: HashMap<Ipv6Addr, BTreeSet<MemberId>>,
     /// Tokens asked of the contact node: next retry.
@@ -197,6 +203,7 @@ impl Coordinator {
             acceptances: HashMap::new(),
             finished: VecDeque::new(),
             lingers: HashMap::new(),
+            returns: HashMap::new(),
             token_waiters: HashMap::new(),
             token_wanted: HashMap::new(),
             placements: HashMap::new(),
@@ -330,6 +337,7 @@ impl Coordinator {
             .collect();
         for client in due {
             self.lingers.remove(&client);
+            self.returns.retain(|_, (c, _)| *c != client);
             // The contact node keeps forwarding a placed client's packets
             // that come the home path (until it dies or comes back).
             let placed = self.is_contact() && self.placements.contains_key(&client);
