@@ -609,3 +609,115 @@ pub enum MsgDrop {
         error: super::codec::MsgError,
     },
 }
+
+/// The engine's table update for a datapath change: one to one (the
+/// shell applies it with `EngineHandle::update`).
+#[cfg(feature = "engine")]
+impl From<EngineChange> for crate::engine::datapath::TableUpdate {
+    fn from(c: EngineChange) -> Self {
+        use crate::engine::datapath::{HoldLimit, TableUpdate};
+        match c {
+            EngineChange::AddGroupMember { coa } => TableUpdate::AddGroupMember { coa },
+            EngineChange::Hold {
+                hoa,
+                client,
+                bounds,
+            } => TableUpdate::HoldClient {
+                hoa,
+                client,
+                limit: HoldLimit {
+                    packets: bounds.packets,
+                    bytes: bounds.bytes,
+                },
+            },
+            EngineChange::Forward {
+                hoa,
+                client,
+                local,
+                member,
+            } => TableUpdate::ForwardClient {
+                hoa,
+                client,
+                local,
+                member,
+            },
+            EngineChange::Release { hoa, client } => TableUpdate::ReleaseClient { hoa, client },
+            EngineChange::Remove { hoa, client } => TableUpdate::RemoveClient { hoa, client },
+            EngineChange::AddHomeAddressBinding { hoa, peer, coa } => {
+                TableUpdate::AddHomeAddressBinding { hoa, peer, coa }
+            }
+            EngineChange::RemoveHomeAddressBinding { hoa, peer } => {
+                TableUpdate::RemoveHomeAddressBinding { hoa, peer }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "engine"))]
+mod tests {
+    use super::*;
+    use crate::engine::datapath::{ClientMode, Datapath, DatapathConfig, TableUpdate};
+
+    /// The coordinator's changes program the engine's member table as the
+    /// handoff needs: hold, forward, release, remove.
+    #[test]
+    fn engine_changes_map_onto_table_updates() {
+        let hoa: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let client: Ipv6Addr = "2001:db8:3::10".parse().unwrap();
+        let (local, member): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:2::100".parse().unwrap(),
+            "2001:db8:4::100".parse().unwrap(),
+        );
+        let hold = TableUpdate::from(EngineChange::Hold {
+            hoa,
+            client,
+            bounds: HoldBounds {
+                packets: 3,
+                bytes: 900,
+            },
+        });
+        assert!(
+            matches!(hold, TableUpdate::HoldClient { limit, .. } if limit.packets == 3 && limit.bytes == 900)
+        );
+        let mut dp = Datapath::new(DatapathConfig::default());
+        for (change, mode) in [
+            (EngineChange::AddGroupMember { coa: member }, None),
+            (
+                EngineChange::Hold {
+                    hoa,
+                    client,
+                    bounds: HoldBounds::default(),
+                },
+                Some(ClientMode::Hold),
+            ),
+            (
+                EngineChange::Forward {
+                    hoa,
+                    client,
+                    local,
+                    member,
+                },
+                None,
+            ),
+            (
+                EngineChange::Release { hoa, client },
+                Some(ClientMode::Deliver),
+            ),
+        ] {
+            let forward = matches!(change, EngineChange::Forward { .. });
+            dp.apply(&TableUpdate::from(change)).unwrap();
+            let now = dp.members().mode(&hoa, &client);
+            if forward {
+                assert!(
+                    matches!(now, Some(ClientMode::Forward(ends)) if ends.local == local && ends.remote == member),
+                    "{now:?}"
+                );
+            } else if mode.is_some() {
+                assert_eq!(now, mode);
+            }
+        }
+        dp.apply(&TableUpdate::from(EngineChange::Remove { hoa, client }))
+            .unwrap();
+        assert_eq!(dp.members().mode(&hoa, &client), None);
+    }
+}
