@@ -447,7 +447,7 @@ impl Group {
                     home_test: mode,
                     ..MobileConfig::new(addr(HOA))
                 },
-                Box::new(DeterministicRandom::new(seed ^ (i as u64 + 1) * 0x1111)),
+                Box::new(DeterministicRandom::new(seed ^ ((i as u64 + 1) * 0x1111))),
             );
             let mut cfg = CoordinatorConfig::new(info.clone(), addr(HOA), contact.clone());
             tweak(&mut cfg);
