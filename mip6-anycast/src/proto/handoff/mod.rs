@@ -29,7 +29,9 @@
 //!
 //! * **Home keygen token.** Only the contact node (registered at the home
 //!   agent, [`HomeTestMode::Local`](crate::proto::HomeTestMode)) can run a
-//!   home test. A donor whose token is still valid (reused up to 210 s)
+//!   home test: the HoT comes back through the home agent to whoever is
+//!   registered for X (RFC 6275 5.2.5, 6.1). A donor whose token is still
+//!   valid (reused up to MAX_TOKEN_LIFETIME, 210 s, RFC 6275 5.2.7, 12)
 //!   puts it in the Prepare; otherwise it fetches one and sends `Token`
 //!   when ready. Any member whose [`MobileNode`] reports
 //!   [`MobileEvent::HomeTokenNeeded`] (no token for a BU, or a refresh
@@ -39,7 +41,9 @@
 //!   Update sequence number and stops its own Binding Updates to C at the
 //!   same moment (its binding update list entry is removed), so at any
 //!   time one member alone sends BUs to C, and each continues where the
-//!   previous one stopped: the numbers always increase at the client. The
+//!   previous one stopped: the numbers always increase at the client
+//!   (RFC 6275 9.5.1 modulo 2^16; each retransmission takes a new one,
+//!   11.7.1). The
 //!   acceptor's `MobileNode::import` never moves a number back; an abort
 //!   reports the acceptor's next number to the donor (taken if newer), and
 //!   a BA with status 135 resynchronises anything else.
@@ -74,9 +78,11 @@
 //!   sent meanwhile are lost and retransmitted by TCP.
 //! * **Acceptor dies after it committed**: the client's connections lived
 //!   only there and are lost. The contact node, which learns every
-//!   placement (`Placed` messages, or its own handoffs), deletes the
-//!   client's binding with a de-registration Binding Update through the
-//!   home agent ([`HandoffEvent::ClientsRecovered`]): the client falls
+//!   placement (`Placed` messages, or its own handoffs) and meanwhile
+//!   forwards a placed client's home-path packets to its member, stops
+//!   forwarding and deletes the client's binding with a de-registration
+//!   Binding Update (lifetime 0, Kbm from the home keygen token, RFC 6275
+//!   5.2.6, 6.2.7, 11.7.2) ([`HandoffEvent::ClientsRecovered`]): the client falls
 //!   back to the home path, reaching the contact node, whose kernel has no
 //!   socket for the old connections and resets them at once, and new
 //!   connections work.
@@ -84,6 +90,31 @@
 //!   goes on and commits without it; one that has not aborts.
 //! * **Contact node dies**: the failover of X (backup takeover) is the
 //!   home-registration machine's business; handoffs in flight time out.
+//!
+//! # Driving it (the member's shell)
+//!
+//! * At start: [`Coordinator::new`] (members from the configuration), then
+//!   [`peer_up`](Coordinator::peer_up) / [`peer_down`](Coordinator::peer_down)
+//!   as the node channel to each member comes and goes.
+//! * Inputs: channel frames to [`handle_frame`](Coordinator::handle_frame)
+//!   (the channel names the authenticated sender); every [`MobileEvent`]
+//!   of the member's [`MobileNode`] to
+//!   [`handle_mobile_event`](Coordinator::handle_mobile_event); the
+//!   results of long actions (and each `Transfer` bundle received) to
+//!   [`handle_shell`](Coordinator::handle_shell); timers through
+//!   [`poll_timeout`](Coordinator::poll_timeout) /
+//!   [`handle_timeout`](Coordinator::handle_timeout); clients accepted on
+//!   X to [`client_seen`](Coordinator::client_seen) /
+//!   [`client_gone`](Coordinator::client_gone).
+//! * Commands: [`handoff`](Coordinator::handoff) (operator `handoff CLIENT
+//!   MEMBER`), [`handoff_by_policy`](Coordinator::handoff_by_policy),
+//!   [`drain`](Coordinator::drain).
+//! * Outputs: [`poll_action`](Coordinator::poll_action) until `None`, in
+//!   order: [`Action::Send`] (encode with [`HandoffMsg::to_bytes`]),
+//!   [`Action::Engine`] (`TableUpdate::from`, applied before the next
+//!   action), `Freeze`/`Thaw`/`CloseFrozen`/`Restore`/`Activate`/`Discard`
+//!   on the TCP state, [`Action::Event`] for logs. Then drain the
+//!   [`MobileNode`], whose Binding Updates the coordinator triggered.
 //!
 //! # Policies
 //!
