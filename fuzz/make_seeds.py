@@ -55,6 +55,31 @@ def write(target, name, data):
         f.write(data)
 
 
+def handoff_seeds():
+    """Streams of [control][frame] for `handoff_msg` (see checks.rs)."""
+    X = bytes.fromhex("20010db8000100000000000000000100")
+    C = bytes.fromhex("20010db8000300000000000000000010")
+
+    def frame(kind, body):
+        return bytes([1, kind]) + len(body).to_bytes(2, "big") + body
+
+    ident = (1).to_bytes(8, "big")
+    token = bytes(range(8)) + (3).to_bytes(2, "big") + (1500).to_bytes(4, "big")
+    prepare = frame(1, ident + C + X + (7).to_bytes(2, "big") + (1).to_bytes(4, "big") + b"\x01" + token)
+    prepare_no_token = frame(1, (2).to_bytes(8, "big") + C + X + (9).to_bytes(2, "big")
+                             + (1).to_bytes(4, "big") + b"\x00")
+    cancel, done = frame(7, ident), frame(6, ident)
+    tok = frame(10, C + token)
+    load = frame(13, (5).to_bytes(4, "big") + (2).to_bytes(4, "big") + (1).to_bytes(2, "big")
+                 + C + (250).to_bytes(4, "big"))
+    drain = frame(12, b"\x02")
+    write("handoff_msg", "prepare", prepare)
+    write("handoff_msg", "stream_prepare_cancel", b"\x00" + prepare + b"\x04" + cancel + b"\x00" + cancel)
+    write("handoff_msg", "stream_token_done", b"\x00" + prepare_no_token + b"\x00" + tok
+          + b"\x28" + done + b"\x01" + load + b"\x02" + drain + b"\x00" + drain)
+    write("handoff_msg", "stream_timeouts", b"\x00" + prepare + b"\xfc" + done + b"\xfc" + prepare)
+
+
 def main():
     if os.path.isdir(SEEDS):
         shutil.rmtree(SEEDS)
@@ -79,6 +104,7 @@ def main():
         if os.path.exists(p):
             os.makedirs(os.path.join(SEEDS, "inspect_pcap"), exist_ok=True)
             shutil.copy(p, os.path.join(SEEDS, "inspect_pcap", cap))
+    handoff_seeds()
     for t in sorted(os.listdir(SEEDS)):
         print(f"{t}: {len(os.listdir(os.path.join(SEEDS, t)))} seeds", file=sys.stderr)
 

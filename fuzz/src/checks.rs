@@ -35,6 +35,7 @@ pub const TARGETS: &[&str] = &[
     "edit",
     "repr_roundtrip",
     "inspect_pcap",
+    "handoff_msg",
 ];
 
 /// Runs the check of `target` on `data`; `false` for an unknown target.
@@ -49,6 +50,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "edit" => edit(data),
         "repr_roundtrip" => repr_roundtrip(data),
         "inspect_pcap" => inspect_pcap(data),
+        "handoff_msg" => handoff_msg(data),
         _ => return false,
     }
     true
@@ -622,4 +624,79 @@ pub fn inspect_pcap(data: &[u8]) {
     }
     let json = serde_json::to_string(&report).expect("report serializes");
     assert!(json.starts_with('{'));
+}
+
+/// The handoff coordinator's frames: `data` is a stream of records
+/// `[control][frame]` where the control octet's low 2 bits name the sender
+/// (the contact node k, member b, an unknown name) and the rest advances
+/// the clock in 100 ms steps. Each frame: `HandoffMsg::from_bytes` never
+/// panics, what decodes re-encodes to the same octets, and an acceptor's
+/// `Coordinator` fed every record (and its timers) never panics and keeps
+/// its state bounded.
+pub fn handoff_msg(data: &[u8]) {
+    use mip6_anycast::crypto::DeterministicRandom;
+    use mip6_anycast::proto::handoff::{
+        Coordinator, CoordinatorConfig, HandoffFrame, HandoffMsg, MemberId, MemberInfo, Roles,
+    };
+    use mip6_anycast::proto::{HomeTestMode, MobileConfig, MobileNode};
+    use std::time::{Duration, Instant};
+
+    if let Ok(m) = HandoffMsg::from_bytes(data) {
+        assert_eq!(m.to_bytes().ok().as_deref(), Some(data));
+    }
+    let hoa = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100);
+    let names = ["k", "a", "b"].map(|n| MemberId::new(n).unwrap_or_else(|_| unreachable!()));
+    let infos: Vec<MemberInfo> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| MemberInfo {
+            name: name.clone(),
+            coa: Ipv6Addr::new(0x2001, 0xdb8, 2 + i as u16, 0, 0, 0, 0, 0x100),
+            roles: Roles {
+                contact: i == 0,
+                backup: false,
+                acceptor: true,
+            },
+        })
+        .collect();
+    let mut cfg = CoordinatorConfig::new(infos[1].clone(), hoa, names[0].clone());
+    cfg.max_concurrent = 4;
+    cfg.max_clients = 16;
+    cfg.remember = 8;
+    let mut co = Coordinator::new(cfg, &infos, &mut DeterministicRandom::new(1));
+    let mut mn = MobileNode::new(
+        MobileConfig {
+            home_test: HomeTestMode::External,
+            ..MobileConfig::new(hoa)
+        },
+        Box::new(DeterministicRandom::new(2)),
+    );
+    co.peer_up(&names[0]);
+    co.peer_up(&names[2]);
+    let stranger = MemberId::new("mallory").unwrap_or_else(|_| unreachable!());
+    let mut now = Instant::now();
+    let mut rest = data;
+    while let Some((&control, tail)) = rest.split_first() {
+        let Ok(frame) = HandoffFrame::new_checked(tail) else {
+            break;
+        };
+        let len = frame.frame_len();
+        let from = match control & 3 {
+            0 => &names[0],
+            1 => &names[2],
+            _ => &stranger,
+        };
+        now += Duration::from_millis(100 * u64::from(control >> 2));
+        while let Some(t) = co.poll_timeout().filter(|t| *t <= now) {
+            co.handle_timeout(t, &mut mn);
+            mn.handle_timeout(t);
+        }
+        let _ = co.handle_frame(now, &mut mn, from, &tail[..len]);
+        while co.poll_action().is_some() {}
+        while mn.poll_action().is_some() {}
+        let (d, a) = co.in_progress();
+        assert!(d == 0 && a <= 4, "in progress {d} {a}");
+        assert!(co.clients().count() <= 16);
+        rest = &tail[len..];
+    }
 }

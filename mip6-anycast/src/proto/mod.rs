@@ -19,10 +19,12 @@
 //! | [`mobile`] | [`MobileNode`]: binding update list, RR initiator, handoff export/import | RFC 6275 11 |
 //! | [`mobile`] | [`HomeRegistration`]: home registration client | RFC 6275 11.7.1, RFC 4285 |
 //! | [`home_agent`] | [`HomeAgent`]: registration table, tunnel and persistence events | RFC 6275 10.3, RFC 4285 |
+//! | [`handoff`] | [`Coordinator`]: client handoff between anycast members (donor and acceptor sides, policies, drain) | DESIGN.md 5 |
 //! | [`sim`] | in-memory network with delay, loss, duplication, reordering | tests |
 
 mod common;
 pub mod correspondent;
+pub mod handoff;
 pub mod home_agent;
 pub mod mobile;
 pub mod sim;
@@ -35,6 +37,7 @@ pub use common::{
 pub use correspondent::{
     BindingEvent, Correspondent, CorrespondentConfig, CorrespondentStats, RemoveReason,
 };
+pub use handoff::{Coordinator, CoordinatorConfig, HandoffMsg, MemberId, MemberInfo, Policy};
 pub use home_agent::{
     HaEvent, HomeAgent, HomeAgentConfig, HomeAgentStats, PersistEvent, Prefix, Registration,
     RegistrationRecord, TunnelEvent,

@@ -23,6 +23,7 @@ use tracing::{debug, trace};
 use super::classify;
 use super::handle::{Command, EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
 use super::icmp::{self, RateLimit};
+use super::member::MemberOutput;
 use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
 use super::stats::{Action, BindingStats, DropReason, EngineStats};
 use super::tables::TableUpdate;
@@ -266,6 +267,13 @@ impl Task {
             Verdict::Tun(b) => self.write_tun(b).await,
             Verdict::Wire { bounds, rewrite } => self.send_wire(bounds, rewrite, now).await,
             Verdict::Punt(p) => self.punt(p, now),
+            Verdict::Hold {
+                bounds,
+                hoa,
+                client,
+            } => {
+                self.dp.hold_packet(&self.buf[bounds.range()], hoa, client);
+            }
             Verdict::Drop(reason) => {
                 if tracing::enabled!(tracing::Level::TRACE) {
                     let pkt = &self.buf[HEADROOM..HEADROOM + n];
@@ -383,6 +391,9 @@ impl Task {
             Command::Usage(key, reply) => {
                 let _ = reply.send(self.dp.tables().usage(&key));
             }
+            Command::Client(hoa, client, reply) => {
+                let _ = reply.send(self.dp.member_status(&hoa, &client, Instant::now()));
+            }
             // Handled by the loop.
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -402,8 +413,34 @@ impl Task {
             }
             debug!("table updated");
         }
+        self.flush_member_output().await;
         let synced = self.sync_steering().await;
         result.and(synced)
+    }
+
+    /// Sends what member updates released (into the TUN, in order) or
+    /// flushed to another member (through the raw socket).
+    async fn flush_member_output(&mut self) {
+        while let Some(out) = self.dp.take_member_output() {
+            match out {
+                MemberOutput::Tun(p) => match self.tun.send(&p).await {
+                    Ok(_) => self.dp.counters_mut().to_tun.add(p.len()),
+                    Err(e) => {
+                        debug!(error = %e, "TUN write of a released packet failed");
+                        self.dp
+                            .counters_mut()
+                            .drop(DropReason::TunWriteFailed, p.len());
+                    }
+                },
+                MemberOutput::Wire(p) => match self.raw.send(&p).await {
+                    Ok(_) => self.dp.counters_mut().to_wire.add(p.len()),
+                    Err(e) => {
+                        trace!(error = %e, "raw send of a flushed packet failed");
+                        self.dp.counters_mut().drop(DropReason::SendFailed, p.len());
+                    }
+                },
+            }
+        }
     }
 
     /// Installs the routes and rules the tables want, removes the rest.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::classify::TunnelOuter;
+use super::member::ClientStatus;
 use super::stats::EngineStats;
 use super::tables::{BindingKey, BindingUsage, TableError, TableUpdate};
 use crate::engine::rawsock::RawSockError;
@@ -139,6 +140,7 @@ pub(crate) enum Command {
     Send(Vec<u8>, SendVia, Reply<Result<(), EngineError>>),
     Stats(Reply<EngineStats>),
     Usage(BindingKey, Reply<Option<BindingUsage>>),
+    Client(Ipv6Addr, Ipv6Addr, Reply<Option<ClientStatus>>),
     Shutdown(Reply<()>),
 }
 
@@ -157,6 +159,7 @@ impl std::fmt::Debug for Command {
             Command::Send(p, v, _) => f.debug_tuple("Send").field(&p.len()).field(v).finish(),
             Command::Stats(_) => f.write_str("Stats"),
             Command::Usage(k, _) => f.debug_tuple("Usage").field(k).finish(),
+            Command::Client(h, c, _) => f.debug_tuple("Client").field(h).field(c).finish(),
             Command::Shutdown(_) => f.write_str("Shutdown"),
         }
     }
@@ -200,6 +203,16 @@ impl EngineHandle {
     /// 9.5.5).
     pub async fn usage(&self, key: BindingKey) -> Result<Option<BindingUsage>, EngineError> {
         self.call(|r| Command::Usage(key, r)).await
+    }
+
+    /// The member-forwarding entry of (`hoa`, `client`), if any (handoff:
+    /// mode, queue depth, forwarding counters; see [`super::member`]).
+    pub async fn client_status(
+        &self,
+        hoa: Ipv6Addr,
+        client: Ipv6Addr,
+    ) -> Result<Option<ClientStatus>, EngineError> {
+        self.call(|r| Command::Client(hoa, client, r)).await
     }
 
     /// Stops the engine (the task then returns its [`super::EngineExit`]).

@@ -17,6 +17,8 @@
 //! - [`process`]: [`Datapath::process`], classify + rewrite in place, no
 //!   I/O (what the benchmark measures).
 //! - [`icmp`]: ICMPv6 Packet Too Big toward a local sender.
+//! - [`member`]: hold / forward / release of a client's packets while its
+//!   connections move between members (handoff).
 //! - [`stats`]: counters and the serializable [`EngineStats`].
 //! - [`engine`] / [`handle`]: the tokio task ([`Engine::start`]) and the
 //!   control plane's [`EngineHandle`], [`Punt`]s and [`SendVia`].
@@ -27,6 +29,7 @@ pub mod classify;
 pub mod engine;
 pub mod handle;
 pub mod icmp;
+pub mod member;
 pub mod process;
 pub mod stats;
 pub mod tables;
@@ -35,6 +38,7 @@ pub mod update;
 pub use classify::TunnelOuter;
 pub use engine::{Engine, EngineConfig, EngineExit, EngineIo, RunningEngine};
 pub use handle::{EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
+pub use member::{ClientMode, ClientStatus, HoldLimit, MemberOutput, MemberTable};
 pub use process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
 pub use stats::{Action, BindingStats, Counter, DropReason, EngineStats, WireErrorKind};
 pub use tables::{

@@ -37,6 +37,7 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use super::classify::{self, Origin, Outbound, TunnelOuter, TunnelRule};
+use super::member::{ClientMode, ClientStatus, MemberOutput, MemberTable, MemberTunnel};
 use super::stats::{Action, Counters, DropReason};
 use super::tables::{BindingKey, TableError, TableUpdate, Tables, TunnelEnds};
 use crate::wire::{self, Bounds, ExtChain, Ipv6Packet, TunnelParams, edit};
@@ -119,6 +120,16 @@ pub enum Verdict {
     Punt(PuntInfo),
     /// Dropped (already counted).
     Drop(DropReason),
+    /// A client's packet to be queued (member forwarding, see
+    /// [`super::member`]): the engine calls [`Datapath::hold_packet`].
+    Hold {
+        /// Where the packet is.
+        bounds: Bounds,
+        /// Our home address it is for.
+        hoa: Ipv6Addr,
+        /// The client it is from.
+        client: Ipv6Addr,
+    },
 }
 
 /// The tables and counters, and the per-packet processing.
@@ -127,6 +138,7 @@ pub struct Datapath {
     tables: Tables,
     counters: Counters,
     cfg: DatapathConfig,
+    members: MemberTable,
 }
 
 fn addrs(buf: &[u8], b: Bounds) -> (Ipv6Addr, Ipv6Addr) {
@@ -140,6 +152,7 @@ impl Datapath {
         Self {
             tables: Tables::new(cfg.max_entries),
             counters: Counters::default(),
+            members: MemberTable::new(cfg.max_entries, cfg.tunnel_hop_limit),
             cfg,
         }
     }
@@ -161,7 +174,36 @@ impl Datapath {
 
     /// Applies a table update.
     pub fn apply(&mut self, u: &TableUpdate) -> Result<(), TableError> {
+        if super::member::apply(&mut self.members, &mut self.counters, u, Instant::now())? {
+            return Ok(());
+        }
         self.tables.apply(u)
+    }
+
+    /// The member forwarding table.
+    pub fn members(&self) -> &MemberTable {
+        &self.members
+    }
+
+    /// Status of a client's member-forwarding entry at `now`.
+    pub fn member_status(
+        &self,
+        hoa: &Ipv6Addr,
+        client: &Ipv6Addr,
+        now: Instant,
+    ) -> Option<ClientStatus> {
+        self.members.status(hoa, client, now)
+    }
+
+    /// Queues a copy of `packet` after [`Verdict::Hold`]; returns whether it
+    /// fit (an overflow is counted).
+    pub fn hold_packet(&mut self, packet: &[u8], hoa: Ipv6Addr, client: Ipv6Addr) -> bool {
+        self.members.hold(hoa, client, packet, &mut self.counters)
+    }
+
+    /// The next packet a member update released or flushed.
+    pub fn take_member_output(&mut self) -> Option<MemberOutput> {
+        self.members.take_output()
     }
 
     /// Processes the packet at `b` in `buf` (with headroom in front, see
@@ -320,9 +362,15 @@ impl Datapath {
         )
     }
 
-    /// Writes into the TUN unless that would loop.
-    fn deliver(&mut self, buf: &[u8], b: Bounds) -> Verdict {
+    /// Writes into the TUN unless that would loop; a client in the member
+    /// table is held or forwarded instead.
+    fn deliver(&mut self, buf: &mut [u8], b: Bounds, now: Instant) -> Verdict {
         let (src, dst) = addrs(buf, b);
+        if self.members.has_clients()
+            && let Some(v) = self.member_client(buf, b, src, dst, now)
+        {
+            return v;
+        }
         if classify::would_loop(&self.tables, &src, &dst) {
             return self.dropped(DropReason::Loop, b.len);
         }
@@ -399,7 +447,7 @@ impl Datapath {
             }
         }
         if rewritten {
-            return self.deliver(buf, b);
+            return self.deliver(buf, b, now);
         }
         // Plain now: decapsulated, or steered in only for other extension
         // headers. A home agent forwards packets for a registered home
@@ -414,7 +462,7 @@ impl Datapath {
             // source must not be tunnelled on our behalf.)
             self.counters.action(Action::ReturnedToKernel, b.len);
         }
-        self.deliver(buf, b)
+        self.deliver(buf, b, now)
     }
 
     fn mobility(
@@ -448,7 +496,7 @@ impl Datapath {
             // Decapsulated, for someone else (a HoTI reverse-tunnelled to
             // the home agent): the kernel forwards it.
             if outer.is_some() {
-                return self.deliver(buf, b);
+                return self.deliver(buf, b, now);
             }
         }
         self.dropped(DropReason::NotOurs, b.len)
@@ -464,6 +512,10 @@ impl Datapath {
             src: d.outer_src,
             dst: d.outer_dst,
         };
+        match self.members.tunnel(&outer.src, &inner_src, &inner_dst) {
+            MemberTunnel::NotMember => {}
+            t => return self.member_decapsulated(buf, d.bounds, &outer, t, now),
+        }
         let (key, action) =
             match classify::accept_tunnel(&self.tables, &outer, &inner_src, &inner_dst) {
                 Some(TunnelRule::Home(hoa)) => (
@@ -483,5 +535,78 @@ impl Datapath {
             Err(e) => return self.malformed(&e, d.bounds.len),
         };
         self.inbound(buf, d.bounds, &chain, Some(outer), now)
+    }
+
+    /// A packet of a client with a member-forwarding entry (`dst` our home
+    /// address, `src` the client): held, forwarded to the member serving
+    /// it, or (`None`) delivered as usual.
+    fn member_client(
+        &mut self,
+        buf: &mut [u8],
+        b: Bounds,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        now: Instant,
+    ) -> Option<Verdict> {
+        match self.members.mode(&dst, &src)? {
+            ClientMode::Deliver => None,
+            ClientMode::Hold => Some(Verdict::Hold {
+                bounds: b,
+                hoa: dst,
+                client: src,
+            }),
+            ClientMode::Forward(ends) => {
+                let mut ip = Ipv6Packet::new_unchecked(&mut buf[b.start..]);
+                let hl = ip.hop_limit();
+                if hl <= 1 {
+                    return Some(self.dropped(DropReason::HopLimit, b.len));
+                }
+                ip.set_hop_limit(hl - 1);
+                let params = TunnelParams {
+                    hop_limit: self.cfg.tunnel_hop_limit,
+                    ..TunnelParams::new(ends.local, ends.remote)
+                };
+                Some(match edit::encapsulate(buf, b.start, b.len, &params) {
+                    Ok(nb) => {
+                        self.members.note_forwarded(dst, src, now);
+                        self.counters.action(Action::MemberForwarded, nb.len);
+                        Verdict::Wire {
+                            bounds: nb,
+                            rewrite: Rewrite::Tunnel,
+                        }
+                    }
+                    Err(e) => self.rewrite_failed(&e, b.len),
+                })
+            }
+        }
+    }
+
+    /// IPv6-in-IPv6 from a group member (see [`super::member`]): accepted
+    /// only to one of our local addresses, with a plain inner packet for a
+    /// local home address from a client that has an entry here.
+    fn member_decapsulated(
+        &mut self,
+        buf: &mut [u8],
+        inner: Bounds,
+        outer: &TunnelOuter,
+        t: MemberTunnel,
+        now: Instant,
+    ) -> Verdict {
+        let plain = ExtChain::walk(&buf[inner.range()]).is_ok_and(|c| {
+            c.rh2().is_none()
+                && c.hao().is_none()
+                && c.mh_offset().is_none()
+                && c.inner_offset().is_none()
+        });
+        let (_, inner_dst) = addrs(buf, inner);
+        if t != MemberTunnel::Accepted
+            || !plain
+            || !self.tables.is_local(&outer.dst)
+            || !self.tables.is_local_home(&inner_dst)
+        {
+            return self.dropped(DropReason::MemberTunnelRefused, inner.len);
+        }
+        self.counters.action(Action::MemberDecapsulated, inner.len);
+        self.deliver(buf, inner, now)
     }
 }

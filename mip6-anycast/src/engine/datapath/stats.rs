@@ -97,6 +97,15 @@ counted_enum!(
         ControlSent,
         /// ICMPv6 Packet Too Big written toward a local sender.
         IcmpTooBigSent,
+        /// A client's packet forwarded to the member serving it (handoff,
+        /// RFC 2473 encapsulation from our care-of address).
+        MemberForwarded,
+        /// A client's packet decapsulated from a group member's tunnel.
+        MemberDecapsulated,
+        /// A client's packet queued while its sockets move.
+        MemberHeld,
+        /// A queued client packet released into the TUN.
+        MemberReleased,
     }
 );
 
@@ -144,6 +153,13 @@ counted_enum!(
         TunWriteFailed,
         /// The control plane's punt queue was full.
         PuntQueueFull,
+        /// A client's hold queue was full (or it had no entry any more).
+        HoldOverflow,
+        /// Queued client packets dropped when the entry was removed.
+        HoldDiscarded,
+        /// IPv6-in-IPv6 from a group member that is not a plain packet of a
+        /// client with an entry here, for a local home address.
+        MemberTunnelRefused,
     }
 );
 

@@ -239,6 +239,14 @@ impl Tables {
             | TableUpdate::AddHomeTunnel { hoa, .. }
             | TableUpdate::RemoveHomeTunnel { hoa } => Some(hoa),
             TableUpdate::Clear => None,
+            // Member forwarding lives in `member::MemberTable` (applied by
+            // `Datapath::apply`).
+            TableUpdate::AddGroupMember { .. }
+            | TableUpdate::RemoveGroupMember { .. }
+            | TableUpdate::HoldClient { .. }
+            | TableUpdate::ForwardClient { .. }
+            | TableUpdate::ReleaseClient { .. }
+            | TableUpdate::RemoveClient { .. } => None,
         };
         if let Some(a) = touched {
             self.refresh_flags(a);
@@ -385,6 +393,12 @@ impl Tables {
                 self.home_tunnels.remove(&hoa);
             }
             TableUpdate::Clear => *self = Self::new(max),
+            TableUpdate::AddGroupMember { .. }
+            | TableUpdate::RemoveGroupMember { .. }
+            | TableUpdate::HoldClient { .. }
+            | TableUpdate::ForwardClient { .. }
+            | TableUpdate::ReleaseClient { .. }
+            | TableUpdate::RemoveClient { .. } => {}
         }
         Ok(())
     }

@@ -7,6 +7,8 @@ use std::net::Ipv6Addr;
 
 use serde::{Deserialize, Serialize};
 
+use super::member::HoldLimit;
+
 /// A change to the tables. `Add*` replaces an entry with the same key
 /// (keeping its usage counters); `Remove*` of an absent key is a no-op.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,6 +110,61 @@ pub enum TableUpdate {
     RemoveHomeTunnel {
         /// The home address.
         hoa: Ipv6Addr,
+    },
+    /// A group member's care-of address: IPv6-in-IPv6 from it carrying a
+    /// client's packet for a local home address is accepted when that
+    /// client has an entry here (handoff forwarding, see
+    /// [`super::member`]).
+    AddGroupMember {
+        /// The member's care-of address.
+        coa: Ipv6Addr,
+    },
+    /// Removes a group member.
+    RemoveGroupMember {
+        /// The member's care-of address.
+        coa: Ipv6Addr,
+    },
+    /// Queues the packets of `client` to `hoa` instead of giving them to
+    /// the kernel (acceptor before its restored sockets are live; donor
+    /// while rolling back). Keeps what is already queued.
+    HoldClient {
+        /// Our home address (X).
+        hoa: Ipv6Addr,
+        /// The client.
+        client: Ipv6Addr,
+        /// Bounds of the queue.
+        #[serde(default)]
+        limit: HoldLimit,
+    },
+    /// Forwards the packets of `client` to `hoa` to the member at
+    /// `member`, encapsulated from `local` (donor during and after a
+    /// handoff); flushes the hold queue there first.
+    ForwardClient {
+        /// Our home address (X).
+        hoa: Ipv6Addr,
+        /// The client.
+        client: Ipv6Addr,
+        /// Our care-of address (outer source).
+        local: Ipv6Addr,
+        /// The member's care-of address (outer destination).
+        member: Ipv6Addr,
+    },
+    /// Writes the hold queue of `client` into the TUN in arrival order and
+    /// delivers its packets from then on (still accepting them from
+    /// members' tunnels).
+    ReleaseClient {
+        /// Our home address (X).
+        hoa: Ipv6Addr,
+        /// The client.
+        client: Ipv6Addr,
+    },
+    /// Removes the entry of `client`; queued packets are dropped and
+    /// counted.
+    RemoveClient {
+        /// Our home address (X).
+        hoa: Ipv6Addr,
+        /// The client.
+        client: Ipv6Addr,
     },
     /// Empties every table.
     Clear,
