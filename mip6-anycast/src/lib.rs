@@ -33,3 +33,6 @@ pub mod daemon;
 
 #[cfg(feature = "engine")]
 pub mod cn;
+
+#[cfg(feature = "engine")]
+pub mod testsvc;
