@@ -34,5 +34,4 @@ pub mod daemon;
 #[cfg(feature = "engine")]
 pub mod cn;
 
-#[cfg(feature = "engine")]
 pub mod testsvc;

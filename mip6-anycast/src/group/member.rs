@@ -31,9 +31,10 @@ impl Roles {
     /// The roles as a bit set (contact 1, backup 2, acceptor 4).
     #[must_use]
     pub fn bits(self) -> u8 {
-        u8::from(self.contact) * Self::CONTACT
-            | u8::from(self.backup) * Self::BACKUP
-            | u8::from(self.acceptor) * Self::ACCEPTOR
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        bit(self.contact, Self::CONTACT)
+            | bit(self.backup, Self::BACKUP)
+            | bit(self.acceptor, Self::ACCEPTOR)
     }
 
     /// From a bit set; `None` if an unknown bit is set.

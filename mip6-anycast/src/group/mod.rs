@@ -10,7 +10,7 @@
 //!   the group's node-channel PSK, then per-direction AEAD with implicit
 //!   nonces (tampered, truncated, replayed or reordered frames fail).
 //! - `channel`, `mesh` (feature `engine`): one connection over tokio
-//!   ([`Channel`]) and the whole group ([`Group`]: listener, dialer with
+//!   (`Channel`) and the whole group (`Group`: listener, dialer with
 //!   reconnect, per-peer counters, events).
 //!
 //! Messages are opaque octets: the handoff protocol defines their contents.

@@ -189,12 +189,9 @@ impl Sealer {
         split_records(msg, |kind, data| self.seal_record(kind, data, out))
     }
 
-    /// Appends the hello record.
-    pub(crate) fn seal_hello(
-        &mut self,
-        hello: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), ChannelError> {
+    /// Appends the hello record (the initiator's first transport record;
+    /// `Channel` sends it).
+    pub fn seal_hello(&mut self, hello: &[u8], out: &mut Vec<u8>) -> Result<(), ChannelError> {
         self.seal_record(RecordKind::Hello, hello, out)
     }
 

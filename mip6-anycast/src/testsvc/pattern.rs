@@ -100,9 +100,8 @@ impl Position {
     }
 }
 
-/// The server's state of one connection: what [`AppState`] export ships.
-///
-/// [`AppState`]: tcp_handoff::AppState
+/// The server's state of one connection: what the test service's
+/// `tcp_handoff::AppState::export` ships.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerConn {
     /// Header octets received so far (at most [`HEADER_LEN`]).
