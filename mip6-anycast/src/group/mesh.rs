@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::channel::{Channel, ChannelConfig, ChannelReader, ChannelWriter};
 use super::error::ChannelError;
@@ -98,10 +98,14 @@ pub struct GroupConfig {
     pub send_queue: usize,
     /// Events queued before readers wait (back-pressure on the peers).
     pub event_queue: usize,
+    /// Handshakes of accepted connections running at once; more are
+    /// closed at once (counted as `handshake_limit` in [`Group::rejected`]).
+    pub max_pending_handshakes: usize,
 }
 
 impl GroupConfig {
-    /// Defaults: redial after 20 ms doubling to 2 s, queues of 256 and 1024.
+    /// Defaults: redial after 20 ms doubling to 2 s, queues of 256 and
+    /// 1024, 64 handshakes at once.
     #[must_use]
     pub fn new(channel: ChannelConfig) -> Self {
         Self {
@@ -110,6 +114,7 @@ impl GroupConfig {
             reconnect_max: Duration::from_secs(2),
             send_queue: 256,
             event_queue: 1024,
+            max_pending_handshakes: 64,
         }
     }
 }
@@ -152,11 +157,15 @@ impl Inner {
 
     fn reject(&self, e: &ChannelError) {
         tracing::debug!(error = %e, "node channel: rejected connection");
+        self.count_rejected(e.kind());
+    }
+
+    fn count_rejected(&self, kind: &'static str) {
         *self
             .rejected
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(e.kind())
+            .entry(kind)
             .or_default() += 1;
     }
 }
@@ -324,6 +333,7 @@ impl Group {
 }
 
 async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut stop: watch::Receiver<()>) {
+    let pending = Arc::new(Semaphore::new(inner.cfg.max_pending_handshakes.max(1)));
     loop {
         let accepted = tokio::select! {
             _ = stop.changed() => return,
@@ -337,12 +347,17 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, mut stop: watch::
                 continue;
             }
         };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            inner.count_rejected("handshake_limit");
+            continue;
+        };
         let (inner, mut stop) = (inner.clone(), stop.clone());
         tokio::spawn(async move {
             let ch = tokio::select! {
                 _ = stop.changed() => return,
                 c = Channel::accept(stream, &inner.cfg.channel) => c,
             };
+            drop(permit);
             match ch {
                 Ok(ch) if inner.cfg.channel.me.name < ch.peer().name => {
                     inner.reject(&ChannelError::UnexpectedPeer {

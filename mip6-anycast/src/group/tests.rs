@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -164,6 +164,30 @@ async fn wrong_group_secret_fails_the_handshake() {
     assert!(ga.stats("b").unwrap().errors["handshake_rejected"] >= 2);
     assert!(gb.rejected()["handshake_auth"] >= 2);
     assert_eq!(gb.stats("a").unwrap().connects, 0);
+}
+
+#[tokio::test]
+async fn silent_connections_are_bounded_and_time_out() {
+    let (members, mut ls) = lab(&["a", "b"]).await;
+    let mut c = GroupConfig::new(cfg(&members, "b", &psk(3)));
+    c.max_pending_handshakes = 2;
+    c.channel.handshake_timeout = Duration::from_millis(200);
+    let (gb, _rb) = Group::start_with_listener(c, ls.pop().unwrap()).unwrap();
+    // Three connections that never speak: one over the limit is closed at
+    // once, the other two time out.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(gb.local_addr()).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::timeout(WAIT, async {
+        while gb.rejected().get("handshake_timeout") != Some(&2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(gb.rejected().get("handshake_limit"), Some(&1));
 }
 
 /// Group `b` and a hostile `a` holding the real key, connected; returns
