@@ -20,6 +20,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod crypto;
+pub mod group;
 pub mod inspect;
 pub mod proto;
 pub mod wire;
@@ -32,3 +33,5 @@ pub mod daemon;
 
 #[cfg(feature = "engine")]
 pub mod cn;
+
+pub mod testsvc;
