@@ -34,7 +34,11 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::bul_store::BulStore;
 use crate::config::RoSection;
+use crate::group::GroupShell;
 use crate::service::{PeerSeen, ServiceHost};
+use mip6_anycast::group::GroupEvent;
+use mip6_anycast::proto::handoff::MemberId;
+use std::sync::Arc;
 
 /// MH type of a Binding Update.
 const MH_BU: u8 = 5;
@@ -49,10 +53,12 @@ const HOME_RETRY: Duration = Duration::from_secs(10);
 pub const CLIENT_ATTEMPTS: u32 = 6;
 
 /// Inputs besides punts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum ContactInput {
     /// A client of X was seen.
     Peer(PeerSeen),
+    /// The anycast group's node channel.
+    Group(GroupEvent),
 }
 
 /// What the contact node knows of one client.
@@ -109,7 +115,11 @@ pub struct ContactApp {
     store: BulStore,
     engine: EngineHandle,
     outbox: Outbox,
-    services: Vec<ServiceHost>,
+    services: Vec<Arc<ServiceHost>>,
+    /// The anycast group (handoffs), if configured.
+    group: Option<GroupShell>,
+    /// Registered at the home agent (the contact role, or no group).
+    is_contact: bool,
     stats: AppStats,
     shutdown: Option<Shutdown>,
     grace: Duration,
@@ -135,6 +145,8 @@ pub struct ContactParts {
     pub engine: EngineHandle,
     /// How long the shutdown may wait for acknowledgements.
     pub shutdown_grace: Duration,
+    /// The anycast group, if configured.
+    pub group: Option<GroupShell>,
 }
 
 impl ContactApp {
@@ -166,6 +178,8 @@ impl ContactApp {
             outbox: Outbox::new(p.engine.clone()),
             engine: p.engine,
             services: Vec::new(),
+            is_contact: p.group.as_ref().is_none_or(|g| g.co.is_contact()),
+            group: p.group,
             stats: AppStats::default(),
             shutdown: None,
             grace: p.shutdown_grace,
@@ -173,8 +187,13 @@ impl ContactApp {
     }
 
     /// Keeps a service for status reports (and its listener alive).
-    pub fn add_service(&mut self, s: ServiceHost) {
+    pub fn add_service(&mut self, s: Arc<ServiceHost>) {
         self.services.push(s);
+    }
+
+    /// The group shell (to add services to it).
+    pub fn group_mut(&mut self) -> Option<&mut GroupShell> {
+        self.group.as_mut()
     }
 
     /// The retransmission settings of client registrations.
@@ -187,6 +206,10 @@ impl ContactApp {
 
     /// Sends the first home registration.
     pub async fn start(&mut self, now: Instant) {
+        if !self.is_contact {
+            info!(x = %self.x, coa = %self.coa, "group member without the contact role: serving clients handed to it");
+            return;
+        }
         info!(x = %self.x, coa = %self.coa, ha = %self.ha, "registering at the home agent");
         self.home.register(now, wall_now());
         self.process(now).await;
@@ -196,15 +219,55 @@ impl ContactApp {
         self.registered.is_some()
     }
 
-    /// Applies both machines' actions: tables and the list on disk first,
-    /// then packets.
+    /// Applies the machines' actions (home registration, mobile node, and
+    /// the handoff coordinator, which drives the mobile node) until none
+    /// has anything left: tables and the list on disk first, then packets.
     async fn process(&mut self, now: Instant) {
+        // Each round either drains something or stops; the bound only
+        // guards against a machine that never settles.
+        for _ in 0..64 {
+            self.process_once(now).await;
+            let mut busy = false;
+            let mut changes = Vec::new();
+            if let Some(g) = &mut self.group {
+                while let Some(a) = g.co.poll_action() {
+                    busy = true;
+                    if let Some(c) = g.execute(now, a, &mut self.mn, &self.engine).await {
+                        changes.push(c);
+                    }
+                }
+            }
+            for (cn, coa) in changes {
+                self.set_binding(cn, coa).await;
+            }
+            if !busy {
+                return;
+            }
+        }
+        warn!("the machines did not settle within 64 rounds");
+    }
+
+    async fn process_once(&mut self, now: Instant) {
         let h = drain(&mut self.home);
         let m = drain(&mut self.mn);
         for e in h.events {
             self.home_event(e, now);
         }
         for e in m.events {
+            if let Some(g) = &mut self.group {
+                g.co.handle_mobile_event(now, &mut self.mn, &e);
+                let cn = match e {
+                    MobileEvent::Bound { cn, .. }
+                    | MobileEvent::Deregistered { cn }
+                    | MobileEvent::BindingExpired { cn }
+                    | MobileEvent::Failed { cn, .. } => Some(cn),
+                    _ => None,
+                };
+                // The coordinator owns the binding of a client in motion.
+                if cn.is_some_and(|cn| g.co.is_moving(cn)) {
+                    continue;
+                }
+            }
             self.mobile_event(e, now).await;
         }
         self.store.set_home_next_sequence(self.home.next_sequence());
@@ -220,7 +283,7 @@ impl ContactApp {
         for t in h.transmits {
             self.outbox.send(t, Some(SendVia::Direct)).await;
         }
-        let tunnel = Some((self.coa, self.ha));
+        let tunnel = self.is_contact.then_some((self.coa, self.ha));
         for t in m.transmits {
             let via = send_via(t.route, tunnel);
             self.outbox.send(t, via).await;
@@ -387,6 +450,66 @@ impl ContactApp {
         c.start_at = Some(now + self.ro.delay());
     }
 
+    /// `ctl handoff --args '{"client": ADDR, "member": NAME}'` (or
+    /// `"policy": "least_connections"` instead of a member): hands the
+    /// client and its connections to another member (seed 004 4.2.2).
+    async fn cmd_handoff(&mut self, req: &Request, now: Instant) -> Result<Value, String> {
+        let usage =
+            "args: {\"client\": ADDR, \"member\": NAME} or {\"client\": ADDR, \"policy\": NAME}";
+        let g = self.group.as_mut().ok_or("no [group] configured")?;
+        let client: Ipv6Addr = req
+            .args
+            .get("client")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or(usage)?;
+        let key = match (
+            req.args.get("member").and_then(Value::as_str),
+            req.args.get("policy"),
+        ) {
+            (Some(m), None) => {
+                let to = MemberId::new(m).map_err(|e| e.to_string())?;
+                g.co.handoff(now, &mut self.mn, client, &to)
+            }
+            (None, Some(p)) => {
+                let policy =
+                    serde_json::from_value(p.clone()).map_err(|e| format!("policy: {e}"))?;
+                g.co.handoff_by_policy(now, &mut self.mn, client, policy)
+            }
+            (None, None) => {
+                let policy = g.policy;
+                g.co.handoff_by_policy(now, &mut self.mn, client, policy)
+            }
+            _ => return Err(usage.into()),
+        }
+        .map_err(|e| e.to_string())?;
+        let to = g.co.placement(client).map(|(m, _)| m.clone());
+        let decided = unix_ms();
+        if let Some(to) = &to {
+            g.decided(&key, client, to);
+        }
+        self.process(now).await;
+        Ok(json!({
+            "id": key.id,
+            "donor": key.donor.as_str(),
+            "to": to.as_ref().map(MemberId::as_str),
+            "decided_unix_ms": decided,
+        }))
+    }
+
+    /// `ctl drain [--args '{"policy": NAME}']`: hands every client of this
+    /// member to the others before it leaves (churn).
+    async fn cmd_drain(&mut self, req: &Request, now: Instant) -> Result<Value, String> {
+        let g = self.group.as_mut().ok_or("no [group] configured")?;
+        let policy = match req.args.get("policy") {
+            Some(p) => serde_json::from_value(p.clone()).map_err(|e| format!("policy: {e}"))?,
+            None => g.policy,
+        };
+        let n = g.co.drain(now, &mut self.mn, policy);
+        self.process(now).await;
+        Ok(json!({"clients": n, "policy": policy}))
+    }
+
     /// `ctl route-optimization --args '{"enabled": BOOL}'`: switches route
     /// optimization of new clients on or off at run time (without
     /// arguments: shows the setting). Switching on schedules every known
@@ -450,6 +573,22 @@ impl ContactApp {
                 && let Some(r) = self.store.client(cn)
             {
                 self.mn.set_next_sequence(cn, r.next_sequence);
+            }
+            if let Some(g) = &mut self.group
+                && g.auto_handoff
+            {
+                let policy = g.policy;
+                match g.co.handoff_by_policy(now, &mut self.mn, cn, policy) {
+                    Ok(key) => {
+                        let to = g.co.placement(cn).map(|(m, _)| m.clone());
+                        info!(%cn, id = key.id, ?policy, "handing the new client off");
+                        if let Some(to) = to {
+                            g.decided(&key, cn, &to);
+                        }
+                        continue;
+                    }
+                    Err(e) => debug!(%cn, error = %e, "no handoff by policy: serving here"),
+                }
             }
             debug!(%cn, "starting return routability");
             self.mn.register(now, cn, self.coa);
@@ -589,7 +728,7 @@ impl ContactApp {
                 "route_optimized": self.stats.route_optimized,
                 "drops": drops(&ms.drops),
             },
-            "services": self.services.iter().map(ServiceHost::snapshot).collect::<Vec<_>>(),
+            "services": self.services.iter().map(|s| s.snapshot()).collect::<Vec<_>>(),
             "store": { "file": self.store.path(), "writes": self.store.writes, "errors": self.stats.persist_errors },
             "punts": self.stats.punts,
             "peer_reports": self.stats.peer_reports,
@@ -623,6 +762,7 @@ impl App for ContactApp {
             starts,
             self.home_retry_at,
             half_grace,
+            self.group.as_ref().and_then(|g| g.co.poll_timeout()),
         ])
     }
 
@@ -633,6 +773,11 @@ impl App for ContactApp {
         }
         if self.mn.poll_timeout().is_some_and(|t| t <= now) {
             self.mn.handle_timeout(now);
+        }
+        if let Some(g) = &mut self.group
+            && g.co.poll_timeout().is_some_and(|t| t <= now)
+        {
+            g.co.handle_timeout(now, &mut self.mn);
         }
         if self.home_retry_at.is_some_and(|t| t <= now) {
             self.home_retry_at = None;
@@ -680,10 +825,42 @@ impl App for ContactApp {
     }
 
     async fn handle_input(&mut self, input: ContactInput) {
-        let ContactInput::Peer(p) = input;
         let now = Instant::now();
-        self.peer(p, now);
-        self.start_due_clients(now);
+        match input {
+            ContactInput::Peer(p) => {
+                self.peer(p, now);
+                self.start_due_clients(now);
+            }
+            ContactInput::Group(ev) => {
+                if let Some(g) = &mut self.group {
+                    g.on_event(now, &mut self.mn, ev);
+                }
+            }
+        }
+        self.process(now).await;
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        self.group.as_ref().map(|_| Duration::from_secs(1))
+    }
+
+    async fn tick(&mut self, now: Instant) {
+        let Some(g) = &mut self.group else { return };
+        // The coordinator's view of who is served here, and the load the
+        // others' policies use.
+        let served: Vec<(Ipv6Addr, usize)> = self
+            .clients
+            .keys()
+            .map(|c| (*c, g.connections_of(*c)))
+            .collect();
+        for (c, n) in served {
+            if n > 0 {
+                g.co.client_seen(c, u32::try_from(n).unwrap_or(u32::MAX));
+            } else if !g.co.is_moving(c) {
+                g.co.client_gone(c);
+            }
+        }
+        g.report_load().await;
         self.process(now).await;
     }
 
@@ -692,12 +869,31 @@ impl App for ContactApp {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings().await),
             "route-optimization" => self.set_route_optimization(req, Instant::now()).await,
+            "handoff" => self.cmd_handoff(req, Instant::now()).await,
+            "drain" => self.cmd_drain(req, Instant::now()).await,
+            "group" => self
+                .group
+                .as_ref()
+                .map(GroupShell::status)
+                .ok_or_else(|| "no [group] configured".to_string()),
+            "handoffs" => self
+                .group
+                .as_ref()
+                .map(GroupShell::handoff_log)
+                .ok_or_else(|| "no [group] configured".to_string()),
             other => Err(shell::unknown_command(other)),
         }
     }
 
     fn commands(&self) -> &'static [&'static str] {
-        &["bindings", "route-optimization"]
+        &[
+            "bindings",
+            "route-optimization",
+            "handoff",
+            "drain",
+            "group",
+            "handoffs",
+        ]
     }
 
     async fn begin_shutdown(&mut self, now: Instant) {

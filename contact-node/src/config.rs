@@ -23,17 +23,42 @@
 //!
 //! [services.echo]                   # optional built-in test service: TCP echo on [X]:port
 //! port = 7
+//! [services.stream]                 # optional: the sequence-checked test stream on [X]:port
+//! port = 9000
+//! [services.forward]                # optional: serve migrated connections of an unmodified
+//! port = 8080                       # server on [X]:port by splicing them to `to`
+//! to = "[::1]:8080"
+//!
+//! [group]                           # optional: the anycast group (client handoff)
+//! me = "K"                          # this member's name
+//! secret = "00112233..."            # group secret, hex (or secret_file = "group.secret")
+//! policy = "round_robin"            # round_robin | least_connections | lowest_rtt | client_hash
+//! auto_handoff = false              # contact node: hand each new client off by policy
+//! port = 4500                       # node channel port (on each member's care-of address)
+//! [[group.member]]
+//! name = "K"
+//! care_of_address = "2001:db8:3::10"
+//! roles = ["contact", "acceptor"]   # contact | backup | acceptor
+//! [[group.member]]
+//! name = "A"
+//! care_of_address = "2001:db8:4::10"
+//! roles = ["acceptor"]
 //! ```
+//!
+//! Only the member with the `contact` role registers X at the home agent;
+//! the others take clients handed to them (their `[anycast]` home agent and
+//! keys are for a later takeover).
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mip6_anycast::crypto::{MAX_RR_BINDING_LIFETIME, MnHaKey, Spi};
+use mip6_anycast::crypto::{GroupSecret, MAX_RR_BINDING_LIFETIME, MnHaKey, Spi};
 use mip6_anycast::daemon::config::{
     ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, KeyMaterial, Seconds,
     check_unicast, resolve_path, validate_shell,
 };
+use mip6_anycast::proto::handoff::Policy;
 use serde::Deserialize;
 
 /// The whole file.
@@ -54,6 +79,8 @@ pub struct ContactConfig {
     /// `[services]`.
     #[serde(default)]
     pub services: ServicesSection,
+    /// `[group]`.
+    pub group: Option<GroupSection>,
     /// The resolved MN-HA security association (filled by validation).
     #[serde(skip)]
     pub sa: Option<(Spi, MnHaKey)>,
@@ -142,6 +169,192 @@ impl RoSection {
 pub struct ServicesSection {
     /// `[services.echo]`: the TCP echo test service.
     pub echo: Option<EchoSection>,
+    /// `[services.stream]`: the sequence-checked test stream.
+    pub stream: Option<StreamSection>,
+    /// `[services.forward]`: connections of an unmodified server.
+    pub forward: Option<ForwardSection>,
+}
+
+/// `[group]`: the anycast group of X (DESIGN.md 5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    /// This member's name.
+    pub me: String,
+    /// The group secret, hex (the root of every group key, HKDF).
+    pub secret: Option<HexKey>,
+    /// ... or a file holding it (hex or raw).
+    pub secret_file: Option<PathBuf>,
+    /// How automatic handoffs and drains choose an acceptor.
+    #[serde(default = "default_policy")]
+    pub policy: Policy,
+    /// Contact node: hand each new client off by `policy` once
+    /// `route_optimization.delay_s` has passed, instead of serving it.
+    #[serde(default)]
+    pub auto_handoff: bool,
+    /// Node channel TCP port on each member's care-of address.
+    #[serde(default = "default_group_port")]
+    pub port: u16,
+    /// The members (this one included).
+    #[serde(rename = "member")]
+    pub members: Vec<MemberSection>,
+    /// The group secret once read (filled by validation).
+    #[serde(skip)]
+    pub group_secret: Option<GroupSecret>,
+}
+
+fn default_policy() -> Policy {
+    Policy::RoundRobin
+}
+
+fn default_group_port() -> u16 {
+    4500
+}
+
+/// `[[group.member]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSection {
+    /// Unique name.
+    pub name: String,
+    /// Its care-of address (its Binding Updates' source, node channel).
+    pub care_of_address: Ipv6Addr,
+    /// `contact`, `backup`, `acceptor`.
+    #[serde(default)]
+    pub roles: Vec<RoleName>,
+}
+
+/// A member role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleName {
+    /// Registered for X at the home agent; runs the home tests.
+    Contact,
+    /// May take X over (failover).
+    Backup,
+    /// Takes clients handed to it.
+    Acceptor,
+}
+
+impl MemberSection {
+    /// Has `role`.
+    pub fn has(&self, role: RoleName) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+impl GroupSection {
+    /// This member's entry.
+    pub fn me(&self) -> Option<&MemberSection> {
+        self.members.iter().find(|m| m.name == self.me)
+    }
+
+    /// The contact node's entry.
+    pub fn contact(&self) -> Option<&MemberSection> {
+        self.members.iter().find(|m| m.has(RoleName::Contact))
+    }
+
+    /// Whether this member is the contact node.
+    pub fn is_contact(&self) -> bool {
+        self.me().is_some_and(|m| m.has(RoleName::Contact))
+    }
+
+    fn validate(&mut self, file: &Path, base: &Path, coa: Ipv6Addr) -> Result<(), ConfigError> {
+        let err = |f: &str, m: String| ConfigError::field(file, f, m);
+        let mut names = std::collections::HashSet::new();
+        let mut coas = std::collections::HashSet::new();
+        for (i, m) in self.members.iter().enumerate() {
+            let at = format!("group.member[{i}]");
+            if mip6_anycast::proto::handoff::MemberId::new(m.name.clone()).is_err() {
+                return Err(err(
+                    &format!("{at}.name"),
+                    format!(
+                        "{:?}: 1..=64 printable ASCII characters without spaces",
+                        m.name
+                    ),
+                ));
+            }
+            if !names.insert(m.name.clone()) {
+                return Err(err(
+                    &format!("{at}.name"),
+                    format!("{:?} appears twice", m.name),
+                ));
+            }
+            check_unicast(file, &format!("{at}.care_of_address"), m.care_of_address)?;
+            if !coas.insert(m.care_of_address) {
+                return Err(err(
+                    &format!("{at}.care_of_address"),
+                    format!("{} appears twice", m.care_of_address),
+                ));
+            }
+        }
+        let Some(me) = self.me() else {
+            return Err(err(
+                "group.me",
+                format!("{:?} is not among the members", self.me),
+            ));
+        };
+        if me.care_of_address != coa {
+            return Err(err(
+                "group.me",
+                format!(
+                    "member {:?} has care-of address {} but anycast.care_of_address is {coa}",
+                    self.me, me.care_of_address
+                ),
+            ));
+        }
+        let contacts = self
+            .members
+            .iter()
+            .filter(|m| m.has(RoleName::Contact))
+            .count();
+        if contacts != 1 {
+            return Err(err(
+                "group.member",
+                format!("exactly one member must have the contact role ({contacts} have)"),
+            ));
+        }
+        if self.port == 0 {
+            return Err(err("group.port", "must not be 0".into()));
+        }
+        let secret = match (&self.secret, &mut self.secret_file) {
+            (Some(k), None) => {
+                GroupSecret::new(&k.0).map_err(|e| err("group.secret", e.to_string()))?
+            }
+            (None, Some(p)) => {
+                *p = resolve_path(base, p);
+                mip6_anycast::daemon::config::read_group_secret(p)
+                    .map_err(|e| err("group.secret_file", e))?
+            }
+            _ => {
+                return Err(err(
+                    "group.secret",
+                    "give exactly one of secret (hex) and secret_file".into(),
+                ));
+            }
+        };
+        self.group_secret = Some(secret);
+        Ok(())
+    }
+}
+
+/// `[services.stream]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSection {
+    /// TCP port on X.
+    pub port: u16,
+}
+
+/// `[services.forward]`: migrated connections of an unmodified server are
+/// served by splicing them to a local instance of that server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSection {
+    /// The server's TCP port on X.
+    pub port: u16,
+    /// Where the local instance listens.
+    pub to: std::net::SocketAddr,
 }
 
 /// `[services.echo]`.
@@ -222,10 +435,32 @@ impl DaemonConfig for ContactConfig {
                 "must be at least 1".into(),
             ));
         }
-        if let Some(e) = &self.services.echo
-            && e.port == 0
-        {
-            return Err(err("services.echo.port", "must not be 0".into()));
+        let mut ports = std::collections::HashSet::new();
+        for (f, p) in [
+            (
+                "services.echo.port",
+                self.services.echo.as_ref().map(|e| e.port),
+            ),
+            (
+                "services.stream.port",
+                self.services.stream.as_ref().map(|e| e.port),
+            ),
+            (
+                "services.forward.port",
+                self.services.forward.as_ref().map(|e| e.port),
+            ),
+        ] {
+            match p {
+                Some(0) => return Err(err(f, "must not be 0".into())),
+                Some(p) if !ports.insert(p) => {
+                    return Err(err(f, format!("port {p} is used by another service")));
+                }
+                _ => {}
+            }
+        }
+        let coa = self.anycast.care_of_address;
+        if let Some(g) = &mut self.group {
+            g.validate(file, base, coa)?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@
 pub mod app;
 pub mod bul_store;
 pub mod config;
+pub mod group;
 pub mod service;
 
 use std::net::{IpAddr, SocketAddr};
@@ -37,7 +38,10 @@ use tracing::{debug, info, warn};
 
 use crate::app::{ContactApp, ContactInput, ContactParts};
 use crate::bul_store::BulStore;
+use crate::group::GroupShell;
+use crate::group::services::{Hosted, Stream};
 use crate::service::{PeerSeen, ServiceHost};
+use mip6_anycast::testsvc::TestService;
 
 /// How long to wait for X to become usable after adding it.
 const ADDRESS_READY: Duration = Duration::from_secs(5);
@@ -79,6 +83,30 @@ fn spawn_scanner(
             }
         }
     })
+}
+
+/// Listens on `[x]:port` with `service`, forwarding its peer reports to
+/// the app's inputs.
+async fn hosted(
+    x: std::net::Ipv6Addr,
+    port: u16,
+    service: Arc<dyn service::StreamService>,
+    inputs: &mpsc::Sender<ContactInput>,
+) -> anyhow::Result<Arc<ServiceHost>> {
+    let name = service.name();
+    let (ptx, mut prx) = mpsc::channel::<PeerSeen>(256);
+    let host = ServiceHost::listen(SocketAddr::from((x, port)), service, ptx)
+        .await
+        .with_context(|| format!("{name} service on [{x}]:{port}"))?;
+    let tx = inputs.clone();
+    tokio::spawn(async move {
+        while let Some(p) = prx.recv().await {
+            if tx.send(ContactInput::Peer(p)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Arc::new(host))
 }
 
 /// Runs the contact node until SIGTERM/SIGINT.
@@ -143,17 +171,39 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
             },
             home_seq,
         );
+        let is_contact = cfg.group.as_ref().is_none_or(|g| g.is_contact());
+        let mut stream_task = None;
+        let mut group = None;
+        let (tx, mut inputs) = mpsc::channel::<ContactInput>(256);
+        if let Some(gcfg) = &cfg.group {
+            let (shell, mut events) = GroupShell::start(gcfg, x, &mut rng).await?;
+            group = Some(shell);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(e) = events.recv().await {
+                    if tx.send(ContactInput::Group(e)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let mn = MobileNode::new(
             MobileConfig {
                 lifetime: cfg.route_optimization.lifetime(),
-                home_test: HomeTestMode::Local,
+                // Only the contact node can run home tests (its home
+                // registration carries them); the others get home keygen
+                // tokens from it over the node channel.
+                home_test: if is_contact {
+                    HomeTestMode::Local
+                } else {
+                    HomeTestMode::External
+                },
                 retransmit: ContactApp::client_retransmit(),
                 max_entries: cfg.route_optimization.max_clients.unwrap_or(65_536),
                 ..MobileConfig::new(x)
             },
             Box::new(rng),
         );
-        let (tx, mut inputs) = mpsc::channel::<ContactInput>(256);
         let mut app = ContactApp::new(ContactParts {
             x,
             coa,
@@ -164,26 +214,51 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
             store,
             engine: engine.handle.clone(),
             shutdown_grace: ctx.shutdown_grace,
+            group,
         });
         if let Some(echo) = &cfg.services.echo {
-            let (ptx, mut prx) = mpsc::channel::<PeerSeen>(256);
-            let host = ServiceHost::listen(
-                SocketAddr::from((x, echo.port)),
-                Arc::new(service::echo::Echo),
-                ptx,
-            )
-            .await
-            .with_context(|| format!("echo service on [{x}]:{}", echo.port))?;
+            let host = hosted(x, echo.port, Arc::new(service::echo::Echo), &tx).await?;
             info!(port = echo.port, "echo service listening on X");
+            if let Some(g) = app.group_mut() {
+                g.add_service(Arc::new(Hosted {
+                    host: host.clone(),
+                    port: echo.port,
+                    name: "echo",
+                }));
+            }
             app.add_service(host);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some(p) = prx.recv().await {
-                    if tx.send(ContactInput::Peer(p)).await.is_err() {
-                        break;
-                    }
-                }
-            });
+        }
+        if let Some(f) = &cfg.services.forward {
+            let host = hosted(
+                x,
+                f.port,
+                Arc::new(service::forward::Forward { to: f.to }),
+                &tx,
+            )
+            .await?;
+            info!(port = f.port, to = %f.to, "forward service listening on X");
+            if let Some(g) = app.group_mut() {
+                g.add_service(Arc::new(Hosted {
+                    host: host.clone(),
+                    port: f.port,
+                    name: "forward",
+                }));
+            }
+            app.add_service(host);
+        }
+        if let Some(st) = &cfg.services.stream {
+            let svc = TestService::new(tokio::runtime::Handle::current());
+            let listener = tokio::net::TcpListener::bind(SocketAddr::from((x, st.port)))
+                .await
+                .with_context(|| format!("stream service on [{x}]:{}", st.port))?;
+            stream_task = Some(svc.listen(listener));
+            info!(
+                port = st.port,
+                "sequence-checked stream service listening on X"
+            );
+            if let Some(g) = app.group_mut() {
+                g.add_service(Arc::new(Stream { svc, port: st.port }));
+            }
         }
         let scanner = cfg
             .route_optimization
@@ -195,6 +270,9 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
         let served = serve(&mut app, &mut engine, &mut calls, &mut inputs, &ctx).await;
         if let Some(s) = scanner {
             s.abort();
+        }
+        if let Some(t) = stream_task {
+            t.abort();
         }
         app.finish().await;
         served

@@ -24,6 +24,7 @@
 //!   services this daemon does not host.
 
 pub mod echo;
+pub mod forward;
 pub mod scan;
 
 use std::collections::HashMap;
