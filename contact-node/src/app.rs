@@ -483,7 +483,12 @@ impl ContactApp {
             _ => return Err(usage.into()),
         }
         .map_err(|e| e.to_string())?;
-        let to = g.co.placement(client).map(|(m, _)| m.clone());
+        let to = req
+            .args
+            .get("member")
+            .and_then(Value::as_str)
+            .and_then(|m| MemberId::new(m).ok())
+            .or_else(|| g.co.placement(client).map(|(m, _)| m.clone()));
         let decided = unix_ms();
         if let Some(to) = &to {
             g.decided(&key, client, to);
@@ -871,6 +876,15 @@ impl App for ContactApp {
             "route-optimization" => self.set_route_optimization(req, Instant::now()).await,
             "handoff" => self.cmd_handoff(req, Instant::now()).await,
             "drain" => self.cmd_drain(req, Instant::now()).await,
+            "forget-tokens" => {
+                let client: Ipv6Addr = req
+                    .args
+                    .get("client")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("args: {\"client\": ADDR}")?;
+                Ok(json!({"forgotten": self.mn.forget_tokens(client)}))
+            }
             "group" => self
                 .group
                 .as_ref()
@@ -891,6 +905,7 @@ impl App for ContactApp {
             "route-optimization",
             "handoff",
             "drain",
+            "forget-tokens",
             "group",
             "handoffs",
         ]

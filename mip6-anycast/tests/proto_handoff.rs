@@ -265,3 +265,49 @@ fn hundred_consecutive_handoffs() {
             .all(|(_, e)| !matches!(e, HandoffEvent::RolledBack { .. }))
     );
 }
+
+#[test]
+fn handoff_back_to_a_member_with_valid_tokens_skips_the_care_of_test() {
+    // The donor parks its entry (tokens kept): handing the client back
+    // within the token lifetime needs Prepare and BU/BA only, Lss + 2 Lcs
+    // to the acceptor's Binding Acknowledgement.
+    let lat = LAT;
+    let mut g = Group::new(&["k", "a"], 1, lat, 11);
+    let c = client(0);
+    g.serve("k", c);
+    bind_to_contact(&mut g, c);
+    g.handoff("k", c, "a");
+    g.run_checked(Duration::from_secs(2), &[c]);
+    assert_eq!(g.binding(c), Some(member_coa(1)));
+    let t0 = g.sim.now();
+    g.handoff("a", c, "k");
+    g.run_checked(Duration::from_secs(2), &[c]);
+    assert_eq!(g.binding(c), Some(member_coa(0)));
+    let mut mh = g.mh_msgs(t0);
+    mh.sort_unstable();
+    assert_eq!(
+        mh,
+        [mh_type::BU, mh_type::BA],
+        "no test: both tokens still valid"
+    );
+    let coa = g.node("k").coa;
+    let ba = g
+        .node("k")
+        .mobile_events
+        .iter()
+        .rev()
+        .find(|(_, e)| matches!(e, MobileEvent::Bound { cn, coa: x, .. } if *cn == c && *x == coa))
+        .map(|(t, _)| *t)
+        .expect("contact node bound again")
+        - t0;
+    assert_eq!(ba, lat.lss + 2 * lat.lcs);
+    // And once more to the acceptor, whose parked entry kept its tokens.
+    let t1 = g.sim.now();
+    g.handoff("k", c, "a");
+    g.run_checked(Duration::from_secs(2), &[c]);
+    assert_eq!(g.binding(c), Some(member_coa(1)));
+    let mut mh = g.mh_msgs(t1);
+    mh.sort_unstable();
+    assert_eq!(mh, [mh_type::BU, mh_type::BA]);
+    assert_increasing(&accepted_sequences(&g, c));
+}

@@ -142,19 +142,16 @@ impl Coordinator {
             }
         };
         let is_contact = self.is_contact();
-        if !is_contact {
-            mn.remove(client);
-        } else {
-            // The contact node keeps an idle entry: the home keygen token
-            // stays cached for reuse while valid, and a missing one is
-            // fetched now, in parallel with the Prepare (sent on arrival).
-            if !idle {
-                mn.remove(client);
-                mn.import(now, &saved);
-            }
-            if saved.home_token.is_none() {
-                mn.fetch_home_token(now, client);
-            }
+        // Every donor keeps an idle entry: its keygen tokens stay cached
+        // for a later handoff back (a valid care-of token saves the
+        // care-of test), and the contact node's home token for reuse.
+        if !idle {
+            mn.park(client);
+        }
+        // A missing home token is fetched now, in parallel with the
+        // Prepare (sent on arrival).
+        if is_contact && saved.home_token.is_none() {
+            mn.fetch_home_token(now, client);
         }
         let connections = self.clients.get(&client).copied().unwrap_or(0);
         let prepare = HandoffMsg::Prepare {

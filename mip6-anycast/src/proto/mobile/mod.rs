@@ -382,6 +382,40 @@ impl MobileNode {
         });
     }
 
+    /// Stops every registration activity for `cn` (no Binding Update,
+    /// refresh or test retransmission from here, except a home test the
+    /// contact node runs for another member) but keeps the entry with its
+    /// keygen tokens and next sequence number: another member serves `cn`
+    /// now, and a later registration from here reuses the tokens while
+    /// they are valid (RFC 6275 5.2.7; seed 004 4.3: signaling done in
+    /// advance makes a later handoff back shorter).
+    pub fn park(&mut self, cn: Ipv6Addr) {
+        let Some(e) = self.entries.get_mut(&cn) else {
+            return;
+        };
+        e.goal = bul::Goal::Idle;
+        e.bu = None;
+        e.bound = None;
+        e.care_of.pending = None;
+        if !e.want_home_token {
+            e.home.pending = None;
+            if let Some(t) = e.scheduled.take() {
+                self.timers.remove(&(t, cn));
+            }
+        }
+    }
+
+    /// Forgets the keygen tokens cached for `cn` (home and care-of), so
+    /// the next registration runs both tests again (operators; the handoff
+    /// sweep measures first handoffs this way). Whether any was cached.
+    pub fn forget_tokens(&mut self, cn: Ipv6Addr) -> bool {
+        self.entries.get_mut(&cn).is_some_and(|e| {
+            let home = e.home.token.take().is_some();
+            let care_of = e.care_of.token.take().is_some();
+            home || care_of
+        })
+    }
+
     /// Installs a home keygen token obtained by another member (the
     /// contact node). A token already `MAX_TOKEN_LIFETIME` old is refused.
     pub fn import_home_token(&mut self, now: Instant, cn: Ipv6Addr, token: &ExportedToken) {
