@@ -463,6 +463,12 @@ impl ContactApp {
             .and_then(Value::as_str)
             .and_then(|s| s.parse().ok())
             .ok_or(usage)?;
+        // The coordinator learns of clients on the tick; a command may come
+        // sooner.
+        let n = g.connections_of(client);
+        if n > 0 && !g.co.is_moving(client) {
+            g.co.client_seen(client, u32::try_from(n).unwrap_or(u32::MAX));
+        }
         let key = match (
             req.args.get("member").and_then(Value::as_str),
             req.args.get("policy"),
@@ -490,6 +496,9 @@ impl ContactApp {
             .and_then(|m| MemberId::new(m).ok())
             .or_else(|| g.co.placement(client).map(|(m, _)| m.clone()));
         let decided = unix_ms();
+        let decided_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         if let Some(to) = &to {
             g.decided(&key, client, to);
         }
@@ -499,12 +508,14 @@ impl ContactApp {
             "donor": key.donor.as_str(),
             "to": to.as_ref().map(MemberId::as_str),
             "decided_unix_ms": decided,
+            "decided_unix_us": decided_us,
         }))
     }
 
     /// `ctl drain [--args '{"policy": NAME}']`: hands every client of this
     /// member to the others before it leaves (churn).
     async fn cmd_drain(&mut self, req: &Request, now: Instant) -> Result<Value, String> {
+        self.tick(now).await;
         let g = self.group.as_mut().ok_or("no [group] configured")?;
         let policy = match req.args.get("policy") {
             Some(p) => serde_json::from_value(p.clone()).map_err(|e| format!("policy: {e}"))?,

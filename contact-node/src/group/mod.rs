@@ -174,6 +174,15 @@ impl GroupShell {
             .context("this member is not in the member list")?;
         let list = Members::new(gm).map_err(|e| anyhow::anyhow!("group members: {e}"))?;
         let psk = KeyHierarchy::new(secret).node_channel_psk();
+        // A transfer carries the client's socket queues: after an idle
+        // period the channel's TCP would start again from its initial
+        // window and take several round trips (Lss each) for one bundle.
+        // The setting is per network namespace.
+        if let Err(e) =
+            mip6_anycast::engine::sysctl::write(None, "net/ipv4/tcp_slow_start_after_idle", "0")
+        {
+            warn!(error = %e, "could not turn off TCP slow start after idle (handoff transfers may take extra round trips)");
+        }
         let (net, events) = Group::start(GroupConfig::new(ChannelConfig::new(me_g, list, psk)))
             .await
             .context("starting the node channel")?;
@@ -473,9 +482,19 @@ impl GroupShell {
         }
         let n = u32::try_from(frozen.len()).unwrap_or(u32::MAX);
         self.stats.frozen += u64::from(n);
-        self.send(to, envelope::transfer(key.id, client, &bundle))
-            .await;
-        self.record("frozen", client, json!({"id": key.id, "connections": n}));
+        let queues: Vec<[usize; 3]> = bundle
+            .connections
+            .iter()
+            .map(|c| [c.tcp.sent.len(), c.tcp.unsent.len(), c.tcp.recv.len()])
+            .collect();
+        let msg = envelope::transfer(key.id, client, &bundle);
+        let bytes = msg.len();
+        self.send(to, msg).await;
+        self.record(
+            "frozen",
+            client,
+            json!({"id": key.id, "connections": n, "bytes": bytes, "queues_sent_unsent_recv": queues}),
+        );
         self.frozen.insert(key.clone(), frozen);
         ShellEvent::Frozen {
             key,

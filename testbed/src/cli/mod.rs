@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod down;
 mod exec;
+mod sweep;
 mod up;
 
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub enum Command {
     /// kernel-forwarded, home-agent and route-optimized paths, measured in
     /// one run; writes DIR/bench.json (ratios to direct) and DIR/bench.png.
     Bench(bench::BenchArgs),
+    /// Measurement sweeps: `sweep handoff` (handoff delay over Lcs x Lss,
+    /// live TCP verified).
+    #[command(subcommand)]
+    Sweep(sweep::SweepWhat),
     // Further scenario subcommands go here (see `testbed::scenarios`).
 }
 
@@ -133,6 +138,13 @@ pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<Exit
                 None => TerminationSignals::block()?,
             };
             bench::run(&args, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Sweep(what) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            sweep::run(&what, &cli.state_dir, &cli.family, &signals)
         }
         Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
         Command::List => down::list(&cli.state_dir, &cli.family),

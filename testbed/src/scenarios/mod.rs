@@ -26,6 +26,7 @@ pub mod bench;
 pub mod daemons;
 pub mod demo;
 pub mod probe;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
