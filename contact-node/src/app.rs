@@ -46,6 +46,8 @@ const MH_BU: u8 = 5;
 const MH_BA: u8 = 6;
 /// MH type of a Binding Error.
 const MH_BE: u8 = 7;
+/// Binding Errors this soon after a binding was installed are stale.
+const STALE_BINDING_ERROR: Duration = Duration::from_millis(500);
 /// Wait before registering again after the home agent refused.
 const HOME_RETRY: Duration = Duration::from_secs(10);
 /// Binding Update / test transmissions per attempt at a client
@@ -69,6 +71,8 @@ struct Client {
     start_at: Option<Instant>,
     /// The home address binding installed in the engine (care-of address).
     installed: Option<Ipv6Addr>,
+    /// When `installed` was last set.
+    installed_at: Option<Instant>,
     bound_until: Option<Instant>,
     retry_after: Option<Instant>,
     failures: u32,
@@ -82,6 +86,7 @@ struct AppStats {
     clients_refused: u64,
     hao_without_binding: u64,
     binding_errors: u64,
+    stale_binding_errors: u64,
     table_errors: u64,
     persist_errors: u64,
     route_optimized: u64,
@@ -228,17 +233,18 @@ impl ContactApp {
         for _ in 0..64 {
             self.process_once(now).await;
             let mut busy = false;
-            let mut changes = Vec::new();
-            if let Some(g) = &mut self.group {
-                while let Some(a) = g.co.poll_action() {
-                    busy = true;
-                    if let Some(c) = g.execute(now, a, &mut self.mn, &self.engine).await {
-                        changes.push(c);
-                    }
+            // One action at a time, in order: a binding change must be in
+            // the engine before the next action (e.g. activation, whose
+            // first segments need the Home Address option).
+            while let Some(a) = self.group.as_mut().and_then(|g| g.co.poll_action()) {
+                busy = true;
+                let change = match self.group.as_mut() {
+                    Some(g) => g.execute(now, a, &mut self.mn, &self.engine).await,
+                    None => None,
+                };
+                if let Some((cn, coa)) = change {
+                    self.set_binding(cn, coa).await;
                 }
-            }
-            for (cn, coa) in changes {
-                self.set_binding(cn, coa).await;
             }
             if !busy {
                 return;
@@ -345,6 +351,7 @@ impl ContactApp {
             return;
         }
         c.installed = coa;
+        c.installed_at = Some(Instant::now());
         let update = match coa {
             Some(coa) => TableUpdate::AddHomeAddressBinding {
                 hoa: self.x,
@@ -585,6 +592,15 @@ impl ContactApp {
             if let Some(c) = self.clients.get_mut(&cn) {
                 c.start_at = None;
             }
+            // A client in motion or served by another member is the
+            // coordinator's: route-optimizing it here would take it back.
+            if let Some(g) = &self.group {
+                let me = &g.co.config().me.name;
+                if g.co.is_moving(cn) || g.co.placement(cn).is_some_and(|(m, _)| m != me) {
+                    debug!(%cn, "client handed to another member: not route-optimized here");
+                    continue;
+                }
+            }
             if self.mn.entry(cn, now).is_none()
                 && let Some(r) = self.store.client(cn)
             {
@@ -626,6 +642,20 @@ impl ContactApp {
         {
             self.stats.binding_errors += 1;
             let cn = p.repr.src_addr;
+            // A Binding Error that comes right after our binding was
+            // (re)installed answers a packet sent before it (e.g. while
+            // this member handed the client away): stale, not a lost
+            // binding (RFC 6275 9.3.3 gives no sequence to tell).
+            if self
+                .clients
+                .get(&cn)
+                .and_then(|c| c.installed.and(c.installed_at))
+                .is_some_and(|t| t.elapsed() < STALE_BINDING_ERROR)
+            {
+                self.stats.stale_binding_errors += 1;
+                debug!(%cn, "binding error for packets sent before our binding: ignored");
+                return;
+            }
             info!(%cn, "client lost our binding: reverse tunnelling until it is bound again");
             self.store.set_bound(cn, None);
             self.set_binding(cn, None).await;
@@ -751,6 +781,7 @@ impl ContactApp {
             "clients_refused": self.stats.clients_refused,
             "hao_without_binding": self.stats.hao_without_binding,
             "binding_errors": self.stats.binding_errors,
+            "stale_binding_errors": self.stats.stale_binding_errors,
             "table_errors": self.stats.table_errors,
             "sent": self.outbox.sent,
             "send_failed": self.outbox.failed,

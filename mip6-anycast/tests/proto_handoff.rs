@@ -163,9 +163,9 @@ fn latency_and_messages_within_the_papers_budget() {
     assert_eq!(
         chan,
         [
-            "prepare", "accept", "transfer", "restored", "token", "bound", "done"
+            "prepare", "transfer", "accept", "restored", "token", "bound", "done"
         ],
-        "no token request: the contact node sends it unasked"
+        "no token request: the contact node sends it unasked; the donor freezes with the Prepare"
     );
 
     let (bound, ba, live, chan, mh) = measure(lat, true);
@@ -180,7 +180,7 @@ fn latency_and_messages_within_the_papers_budget() {
     assert_eq!(sorted, want);
     assert_eq!(
         chan,
-        ["prepare", "accept", "transfer", "restored", "bound", "done"]
+        ["prepare", "transfer", "accept", "restored", "bound", "done"]
     );
 }
 

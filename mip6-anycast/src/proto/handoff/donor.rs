@@ -15,8 +15,6 @@ use crate::proto::mobile::{CorrespondentState, Goal, MobileNode};
 /// Where a donation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
-    /// Prepare sent; waiting for Accept or Reject.
-    Preparing { retry: Instant, deadline: Instant },
     /// Freeze issued; waiting for the shell.
     Freezing,
     /// Frozen and transferred; waiting for Bound or Aborted.
@@ -56,17 +54,23 @@ pub(super) struct Donation {
     abort_pending: Option<(AbortReason, bool)>,
     /// Bound arrived while the freeze ran.
     commit_pending: Option<u16>,
+    /// Until the acceptor's Accept: (next Prepare retransmission, give up).
+    awaiting_accept: Option<(Instant, Instant)>,
 }
 
 impl Donation {
     pub(super) fn next_timer(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Preparing { retry, deadline }
-            | Phase::Cancelling {
+        let phase = match self.phase {
+            Phase::Cancelling {
                 retry, deadline, ..
             } => Some(retry.min(deadline)),
             Phase::Frozen { deadline } => Some(deadline),
             Phase::Freezing | Phase::Thawing { .. } | Phase::Closing { .. } => None,
+        };
+        let accept = self.awaiting_accept.map(|(r, d)| r.min(d));
+        match (phase, accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -176,10 +180,13 @@ impl Coordinator {
                 to: to.clone(),
                 to_coa,
                 started: now,
-                phase: Phase::Preparing {
-                    retry: now + self.cfg.retransmit,
-                    deadline: now + self.cfg.prepare_timeout,
-                },
+                // Freeze at once, with the Prepare (DESIGN.md 5): the
+                // donor's last segments then reach the client before the
+                // acceptor's Binding Update can, so none arrives after the
+                // client switched (it would drop them, RFC 6275 9.3.1, and
+                // only a retransmission timeout would repair the hole).
+                // The client's packets wait here until the Accept.
+                phase: Phase::Freezing,
                 token_pending: is_contact && saved.home_token.is_none(),
                 saved,
                 had_binding,
@@ -188,8 +195,20 @@ impl Coordinator {
                 drain,
                 abort_pending: None,
                 commit_pending: None,
+                awaiting_accept: Some((now + self.cfg.retransmit, now + self.cfg.prepare_timeout)),
             },
         );
+        let hoa = self.cfg.hoa;
+        self.engine(EngineChange::Hold {
+            hoa,
+            client,
+            bounds: self.cfg.hold,
+        });
+        self.actions.push_back(Action::Freeze {
+            key: key.clone(),
+            client,
+            to: to.clone(),
+        });
         self.stats.started += 1;
         self.event(HandoffEvent::Started {
             key: key.clone(),
@@ -237,19 +256,18 @@ impl Coordinator {
         let Some(d) = self.donations.get_mut(&client) else {
             return;
         };
-        if !matches!(d.phase, Phase::Preparing { .. }) {
+        if d.awaiting_accept.take().is_none() {
             return;
         }
-        d.phase = Phase::Freezing;
-        let (key, to, member) = (d.key.clone(), d.to.clone(), d.to_coa);
-        // Nothing of the client reaches our kernel from now on.
+        let member = d.to_coa;
+        // What was held here, and everything after, goes to the acceptor
+        // (it holds the client's packets since the Prepare).
         self.engine(EngineChange::Forward {
             hoa,
             client,
             local,
             member,
         });
-        self.actions.push_back(Action::Freeze { key, client, to });
     }
 
     pub(super) fn on_reject(
@@ -263,11 +281,17 @@ impl Coordinator {
         let Some(client) = self.donation_of(from, id) else {
             return self.ignored(from, "reject", DropWhy::UnknownHandoff);
         };
-        if matches!(
-            self.donations.get(&client).map(|d| d.phase),
-            Some(Phase::Preparing { .. })
-        ) {
-            self.rollback(now, mn, client, AbortReason::Rejected(reason), false);
+        let Some(d) = self.donations.get_mut(&client) else {
+            return;
+        };
+        if d.awaiting_accept.take().is_none() {
+            return;
+        }
+        let reason = AbortReason::Rejected(reason);
+        match d.phase {
+            Phase::Freezing => d.abort_pending = Some((reason, true)),
+            Phase::Frozen { .. } => self.rollback(now, mn, client, reason, true),
+            _ => {}
         }
     }
 
@@ -291,10 +315,9 @@ impl Coordinator {
         match d.phase {
             Phase::Freezing => d.commit_pending = Some(sequence),
             Phase::Frozen { .. } | Phase::Cancelling { .. } => self.commit(now, client, sequence),
-            // Preparing: the acceptor cannot be live without the state.
             // Thawing: we already rolled back (the acceptor stayed silent
             // past abort_timeout); Closing: already committed.
-            Phase::Preparing { .. } | Phase::Thawing { .. } | Phase::Closing { .. } => {
+            Phase::Thawing { .. } | Phase::Closing { .. } => {
                 self.ignored(from, "bound", DropWhy::OutOfOrder);
             }
         }
@@ -422,7 +445,6 @@ impl Coordinator {
         };
         d.acceptor_seq = next_sequence.or(d.acceptor_seq);
         match d.phase {
-            Phase::Preparing { .. } => self.rollback(now, mn, client, reason, false),
             Phase::Freezing => d.abort_pending = Some((reason, true)),
             Phase::Frozen { .. } | Phase::Cancelling { .. } => {
                 self.rollback(now, mn, client, reason, true);
@@ -451,19 +473,30 @@ impl Coordinator {
             return;
         };
         let (to, id) = (d.to.clone(), d.key.id);
-        match d.phase {
-            Phase::Preparing { deadline, .. } if now >= deadline => {
+        if let Some((retry, deadline)) = d.awaiting_accept {
+            if now >= deadline {
+                d.awaiting_accept = None;
+                let reason = AbortReason::PrepareTimeout;
+                let freezing = d.phase == Phase::Freezing;
+                if freezing {
+                    d.abort_pending = Some((reason, true));
+                }
                 self.send(&to, HandoffMsg::Cancel { id });
-                self.rollback(now, mn, client, AbortReason::PrepareTimeout, false);
+                if !freezing {
+                    self.rollback(now, mn, client, reason, true);
+                }
+                return;
             }
-            Phase::Preparing { retry, deadline } if now >= retry => {
-                d.phase = Phase::Preparing {
-                    retry: now + self.cfg.retransmit,
-                    deadline,
-                };
+            if now >= retry {
+                d.awaiting_accept = Some((now + self.cfg.retransmit, deadline));
                 let msg = d.prepare.clone();
                 self.send(&to, msg);
             }
+        }
+        let Some(d) = self.donations.get_mut(&client) else {
+            return;
+        };
+        match d.phase {
             Phase::Frozen { deadline } if now >= deadline => {
                 self.cancel(now, client, AbortReason::BindTimeout);
             }
@@ -506,8 +539,12 @@ impl Coordinator {
                 continue;
             };
             match d.phase {
-                Phase::Preparing { .. } => {
-                    self.rollback(now, mn, client, AbortReason::PeerDead, false);
+                // Never accepted: the acceptor cannot have committed.
+                Phase::Freezing if d.awaiting_accept.is_some() => {
+                    d.abort_pending = Some((AbortReason::PeerDead, true));
+                }
+                Phase::Frozen { .. } if d.awaiting_accept.is_some() => {
+                    self.rollback(now, mn, client, AbortReason::PeerDead, true);
                 }
                 Phase::Freezing => d.abort_pending = Some((AbortReason::PeerDead, false)),
                 // Give the channel abort_timeout to come back: a live

@@ -9,13 +9,13 @@
 //! ```text
 //!  D                                   A                               C
 //!  | export(C): token?, next seq;       |                               |
-//!  | stop D's own Binding Updates to C  |                               |
+//!  | stop D's own Binding Updates to C; |                               |
+//!  | hold C's packets, freeze, dump     |                               |
 //!  |-- Prepare(state, n conns) -------->| hold C's packets (datapath)    |
-//!  |                                    | import state, register(C):    |
+//!  |-- Transfer (TCP + app) ----------->| import state, register(C):    |
 //!  |                                    |-- CoTI from CoA_A ----------->| (in parallel)
-//!  |<------------------------- Accept --|                               |
-//!  | forward C's packets to A, freeze,  |                               |
-//!  | dump, send Transfer (TCP + app) -->| restore paused                |
+//!  |<------------------------- Accept --| restore paused                |
+//!  | forward C's packets to A           |                               |
 //!  |<----------------------- Restored --|<------------------------ CoT -|
 //!  |                                    |-- BU (CoA_A, HAO X, seq) ---->|
 //!  |                                    |<------------------------- BA -| C binds X -> CoA_A
@@ -55,6 +55,13 @@
 //!   live: the donor rolls back) or `Bound` again (live: the donor
 //!   commits). Only if the acceptor stays silent for `abort_timeout`
 //!   does the donor presume it dead and roll back.
+//! * **Freeze early.** The donor freezes with the Prepare, before the
+//!   acceptor can send its Binding Update: its last segments reach the
+//!   client (within Lcs) before the client switches (after Lss + Lcs), so
+//!   none arrives with a Home Address option the client no longer has a
+//!   binding for (it would drop it, RFC 6275 9.3.1, and the restored
+//!   socket would wait for a retransmission timeout). The client's
+//!   packets are held at the donor until the Accept, then forwarded.
 //! * **No packet to a kernel without a socket.** The acceptor holds C's
 //!   packets from the Prepare on (forwarded by the donor, or direct once C
 //!   bound to it); the donor forwards from before the freeze until

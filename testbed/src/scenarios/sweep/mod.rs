@@ -346,6 +346,18 @@ fn sweep(
                         decided_at.elapsed() + from,
                     );
                     let rep_report = client.report();
+                    if std::env::var_os("SWEEP_DEBUG_RX").is_some() {
+                        let w: Vec<(f64, u64)> = client
+                            .rx_log()
+                            .into_iter()
+                            .filter(|(t, _)| *t + Duration::from_millis(300) >= from)
+                            .map(|(t, b)| (t.as_secs_f64(), b))
+                            .collect();
+                        let _ = std::fs::write(
+                            opts.base.out.join(format!("rx-{lcs}-{lss}-{rep}-{}.json", kind.as_str())),
+                            serde_json::json!({"from": from.as_secs_f64(), "stall": stall.as_secs_f64(), "log": w}).to_string(),
+                        );
+                    }
                     let (retr1, rst1) = tcp_counters(session);
                     let alive = rep_report.end.is_none();
                     let reset = matches!(
