@@ -1,15 +1,17 @@
-//! `contact-node`: the anycast member daemon, first version: one member in
-//! the contact role. It owns the anycast address X (on `lo`), is
-//! registered for it at the home agent, serves the clients that reach X
-//! through the home agent's tunnel, and moves each of them to route
-//! optimization (RR + BU) so that their packets come straight to its
-//! care-of address. The binary is `src/main.rs`.
+//! `contact-node`: the anycast member daemon. The contact node owns the
+//! anycast address X (on `lo`), is registered for it at the home agent,
+//! serves the clients that reach X through the home agent's tunnel, and
+//! moves each of them to route optimization (RR + BU) so that their
+//! packets come straight to its care-of address. With a `[group]`, other
+//! members (acceptors) run the same binary, and clients with their live
+//! TCP connections are handed between members. The binary is `src/main.rs`.
 //!
 //! - [`config`]: the TOML configuration (`[anycast]`,
 //!   `[route_optimization]`, `[services]`).
 //! - [`app`]: the control plane (home registration, per-client route
 //!   optimization, persistence).
 //! - [`bul_store`]: the persisted binding update list.
+//! - [`group`]: the anycast group: node channel and handoff shell.
 //! - [`service`]: services on X (the echo test service), peer detection.
 //! - [`run`]: the daemon's life.
 
