@@ -28,6 +28,10 @@
 //! [services.forward]                # optional: serve migrated connections of an unmodified
 //! port = 8080                       # server on [X]:port by splicing them to `to`
 //! to = "[::1]:8080"
+//! [services.legacy]                 # optional: move the connections of an unmodified server
+//! port = 8081                       # that listens on [X]:port or [::]:port in this namespace;
+//! forward_to = "[::1]:8081"         # migrated ones are spliced to its local instance here
+//! # pid = 1234                      # the server process (default: whoever holds the socket)
 //!
 //! [group]                           # optional: the anycast group (client handoff)
 //! me = "K"                          # this member's name
@@ -173,6 +177,8 @@ pub struct ServicesSection {
     pub stream: Option<StreamSection>,
     /// `[services.forward]`: connections of an unmodified server.
     pub forward: Option<ForwardSection>,
+    /// `[services.legacy]`: an unmodified server whose connections move.
+    pub legacy: Option<LegacySection>,
 }
 
 /// `[group]`: the anycast group of X (DESIGN.md 5).
@@ -357,6 +363,22 @@ pub struct ForwardSection {
     pub to: std::net::SocketAddr,
 }
 
+/// `[services.legacy]`: an unmodified server process listening on
+/// `[X]:port` or `[::]:port` in the daemon's namespace. As a donor the
+/// daemon takes the server's sockets of a client (`pidfd_getfd`); as an
+/// acceptor it splices migrated connections to `forward_to`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySection {
+    /// The server's TCP port on X.
+    pub port: u16,
+    /// Where the local instance of the server listens.
+    pub forward_to: std::net::SocketAddr,
+    /// The server process (default: any process of this namespace that
+    /// holds the connection's socket).
+    pub pid: Option<i32>,
+}
+
 /// `[services.echo]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -449,6 +471,10 @@ impl DaemonConfig for ContactConfig {
                 "services.forward.port",
                 self.services.forward.as_ref().map(|e| e.port),
             ),
+            (
+                "services.legacy.port",
+                self.services.legacy.as_ref().map(|e| e.port),
+            ),
         ] {
             match p {
                 Some(0) => return Err(err(f, "must not be 0".into())),
@@ -457,6 +483,14 @@ impl DaemonConfig for ContactConfig {
                 }
                 _ => {}
             }
+        }
+        if let Some(l) = &self.services.legacy
+            && l.pid.is_some_and(|p| p <= 0)
+        {
+            return Err(err(
+                "services.legacy.pid",
+                "must be a process id (> 0)".into(),
+            ));
         }
         let coa = self.anycast.care_of_address;
         if let Some(g) = &mut self.group {

@@ -12,7 +12,9 @@
 //!   optimization, persistence).
 //! - [`bul_store`]: the persisted binding update list.
 //! - [`group`]: the anycast group: node channel and handoff shell.
-//! - [`service`]: services on X (the echo test service), peer detection.
+//! - [`service`]: services on X (the echo test service, splicing to a
+//!   local server, the connections of an unmodified server), peer
+//!   detection.
 //! - [`run`]: the daemon's life.
 
 pub mod app;
@@ -41,7 +43,8 @@ use tracing::{debug, info, warn};
 use crate::app::{ContactApp, ContactInput, ContactParts};
 use crate::bul_store::BulStore;
 use crate::group::GroupShell;
-use crate::group::services::{Hosted, Stream};
+use crate::group::services::{Hosted, Legacy, Stream};
+use crate::service::legacy::LegacyServer;
 use crate::service::{PeerSeen, ServiceHost};
 use mip6_anycast::testsvc::TestService;
 
@@ -96,10 +99,16 @@ async fn hosted(
     inputs: &mpsc::Sender<ContactInput>,
 ) -> anyhow::Result<Arc<ServiceHost>> {
     let name = service.name();
-    let (ptx, mut prx) = mpsc::channel::<PeerSeen>(256);
+    let (ptx, prx) = mpsc::channel::<PeerSeen>(256);
     let host = ServiceHost::listen(SocketAddr::from((x, port)), service, ptx)
         .await
         .with_context(|| format!("{name} service on [{x}]:{port}"))?;
+    forward_peers(prx, inputs);
+    Ok(Arc::new(host))
+}
+
+/// Passes a service's peer reports on to the app's inputs.
+fn forward_peers(mut prx: mpsc::Receiver<PeerSeen>, inputs: &mpsc::Sender<ContactInput>) {
     let tx = inputs.clone();
     tokio::spawn(async move {
         while let Some(p) = prx.recv().await {
@@ -108,7 +117,6 @@ async fn hosted(
             }
         }
     });
-    Ok(Arc::new(host))
 }
 
 /// Runs the contact node until SIGTERM/SIGINT.
@@ -244,6 +252,26 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
                     host: host.clone(),
                     port: f.port,
                     name: "forward",
+                }));
+            }
+            app.add_service(host);
+        }
+        if let Some(l) = &cfg.services.legacy {
+            let (ptx, prx) = mpsc::channel::<PeerSeen>(256);
+            forward_peers(prx, &tx);
+            let forward = Arc::new(service::forward::Forward { to: l.forward_to });
+            let local = SocketAddr::from((x, l.port));
+            let host = Arc::new(ServiceHost::unbound(local, forward, ptx));
+            info!(port = l.port, pid = ?l.pid, to = %l.forward_to, "unmodified server's connections move");
+            if let Some(g) = app.group_mut() {
+                let server = LegacyServer { local, pid: l.pid };
+                g.add_service(Arc::new(Legacy {
+                    server,
+                    migrated: Hosted {
+                        host: host.clone(),
+                        port: l.port,
+                        name: "legacy",
+                    },
                 }));
             }
             app.add_service(host);

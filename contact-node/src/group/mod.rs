@@ -14,6 +14,24 @@
 //!   late segments).
 //! - [`services`]: the services whose connections move.
 //! - [`config`](crate::config::GroupSection): members, roles, policy.
+//!
+//! # When an acceptor crashes
+//!
+//! Before it committed (no `Bound` reached the donor), nothing is lost
+//! for good: the donor's `Cancel` goes unanswered, and after
+//! `abort_timeout` it thaws the frozen connections, serves them again and
+//! registers the client back to its own care-of address (with a newer
+//! sequence number, in case the client had already bound to the dead
+//! acceptor); segments sent meanwhile are retransmitted by TCP. After the
+//! commit the client's connections lived only in the acceptor's kernel and
+//! are gone: the contact node, which knows where each client was placed,
+//! stops forwarding to the dead member and deletes the client's binding
+//! (de-registration BU), so the client falls back to the home path, its
+//! old connections are reset there and new ones work. Operators see it in
+//! `ctl handoffs` (`rolled_back`) and `ctl group` (the member no longer in
+//! `connected`). The coordinator's docs
+//! ([`mip6_anycast::proto::handoff`], "When a member dies") have the
+//! details.
 
 pub mod envelope;
 pub mod services;

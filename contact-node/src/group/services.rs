@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::io;
 use std::net::{Ipv6Addr, TcpStream};
+use std::os::fd::AsRawFd as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use mip6_anycast::testsvc::TestService;
 use tcp_handoff::AppState as _;
 
 use crate::service::ServiceHost;
+use crate::service::legacy::LegacyServer;
 
 /// A connection taken out of its service: the socket and the service's
 /// state of it.
@@ -136,5 +138,71 @@ impl Movable for Stream {
 
     fn adopt(&self, stream: TcpStream, app_state: &[u8]) -> io::Result<()> {
         self.svc.adopt(stream, app_state).map(|_| ()).map_err(other)
+    }
+}
+
+/// An unmodified server process ([`LegacyServer`]): a donor takes the
+/// client's sockets out of the process (`pidfd_getfd`); connections that
+/// come here are spliced to the local instance of the server by `host`
+/// (a [`Forward`](crate::service::forward::Forward) without a listener:
+/// the server itself listens on the port).
+pub struct Legacy {
+    /// Where the server's connections are.
+    pub server: LegacyServer,
+    /// Serves migrated connections.
+    pub migrated: Hosted,
+}
+
+/// The inode of a socket descriptor of this process.
+fn socket_inode(s: &TcpStream) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", s.as_raw_fd())).ok()?;
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+impl Movable for Legacy {
+    fn name(&self) -> &'static str {
+        "legacy"
+    }
+
+    fn port(&self) -> u16 {
+        self.server.local.port()
+    }
+
+    fn connections_of(&self, client: Ipv6Addr) -> usize {
+        let held = self.server.held(Some(client)).map_or(0, |h| h.len());
+        self.migrated.connections_of(client) + held
+    }
+
+    fn surrender(
+        &self,
+        client: Ipv6Addr,
+        timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Vec<io::Result<Taken>>> + Send + '_>> {
+        Box::pin(async move {
+            // Connections migrated here earlier, then the process's own.
+            let mut out = self.migrated.surrender(client, timeout).await;
+            match self.server.held(Some(client)) {
+                Ok(held) => out.extend(held.iter().map(|h| {
+                    self.server
+                        .steal(h)
+                        .map(|fd| (TcpStream::from(fd), Vec::new()))
+                })),
+                Err(e) => out.push(Err(e)),
+            }
+            out
+        })
+    }
+
+    fn adopt(&self, stream: TcpStream, _app_state: &[u8]) -> io::Result<()> {
+        // A connection thawed after a rollback that the process still
+        // holds stays the process's: drop the duplicate.
+        if socket_inode(&stream).is_some_and(|ino| self.server.holds_inode(ino)) {
+            return Ok(());
+        }
+        self.migrated.adopt(stream, &[])
     }
 }

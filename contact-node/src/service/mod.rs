@@ -20,11 +20,15 @@
 //! state, ready for `tcp_handoff::freeze`.
 //!
 //! - [`echo`]: the built-in TCP echo test service.
+//! - [`forward`]: splices connections to a local server.
+//! - [`legacy`]: finds and takes the connections of an unmodified server
+//!   process.
 //! - [`scan`]: finds peers among the kernel's TCP sockets on X, for
 //!   services this daemon does not host.
 
 pub mod echo;
 pub mod forward;
+pub mod legacy;
 pub mod scan;
 
 use std::collections::HashMap;
@@ -178,7 +182,7 @@ pub struct ServiceHost {
     surrendered: mpsc::UnboundedSender<(SocketAddr, io::Result<Surrendered>)>,
     surrendered_rx:
         tokio::sync::Mutex<mpsc::UnboundedReceiver<(SocketAddr, io::Result<Surrendered>)>>,
-    acceptor: JoinHandle<()>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for ServiceHost {
@@ -300,8 +304,29 @@ impl ServiceHost {
             live,
             surrendered,
             surrendered_rx: tokio::sync::Mutex::new(surrendered_rx),
-            acceptor,
+            acceptor: Some(acceptor),
         })
+    }
+
+    /// A host without a listener: it serves only connections given to it
+    /// with [`adopt`](Self::adopt) (migrated connections of a server that
+    /// listens on `listen` itself, see [`legacy`]).
+    pub fn unbound(
+        listen: SocketAddr,
+        service: Arc<dyn StreamService>,
+        peers: mpsc::Sender<PeerSeen>,
+    ) -> ServiceHost {
+        let (surrendered, surrendered_rx) = mpsc::unbounded_channel();
+        ServiceHost {
+            service,
+            listen,
+            stats: Arc::default(),
+            peers,
+            live: Arc::default(),
+            surrendered,
+            surrendered_rx: tokio::sync::Mutex::new(surrendered_rx),
+            acceptor: None,
+        }
     }
 
     fn spawner(&self) -> Spawner {
@@ -398,7 +423,9 @@ impl ServiceHost {
 
 impl Drop for ServiceHost {
     fn drop(&mut self) {
-        self.acceptor.abort();
+        if let Some(a) = &self.acceptor {
+            a.abort();
+        }
     }
 }
 
