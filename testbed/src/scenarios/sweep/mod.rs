@@ -137,12 +137,34 @@ fn run_inner(
         .map(Path::to_path_buf)
         .context("the r-a link has no capture")?;
     let result = sweep(&session, opts, signals, errors);
-    // The members' event logs (wall-clock ms), for a closer look.
+    // The members' event logs (wall-clock ms) and every daemon's counters,
+    // for a closer look.
     for m in [K, A] {
         if let Ok(v) = session.ctl(m, "handoffs") {
             let f = opts.base.out.join(format!("events-{m}.json"));
             let _ = std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap_or_default());
         }
+    }
+    for link in ["c-r", "r-a", "k-a"] {
+        if let Some(st) = session.lab.link_stats(link) {
+            let f = opts.base.out.join(format!("link-{link}.txt"));
+            let _ = std::fs::write(&f, format!("{st:#?}"));
+            let lost = st.a_to_b.dropped_queue
+                + st.b_to_a.dropped_queue
+                + st.a_to_b.write_errors
+                + st.b_to_a.write_errors;
+            if lost > 0 {
+                errors.push(format!("link {link}: {lost} packets dropped by the emulated link (queue full or write errors)"));
+            }
+        }
+    }
+    for m in [K, A, C] {
+        let v = serde_json::json!({
+            "status": session.ctl(m, "status").unwrap_or_default(),
+            "engine": session.ctl(m, "engine").unwrap_or_default(),
+        });
+        let f = opts.base.out.join(format!("counters-{m}.json"));
+        let _ = std::fs::write(&f, serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     let teardown = session.stop();
     for e in teardown.errors {
