@@ -21,13 +21,17 @@ pub const BUL_VERSION: u32 = 1;
 pub struct ClientRecord {
     /// The client (correspondent) address.
     pub cn: Ipv6Addr,
-    /// Next Binding Update sequence number for it.
+    /// A sequence number at or ahead of the next one used for it (see
+    /// [`BulStore::set_next_sequence`]).
     pub next_sequence: u16,
     /// Care-of address of the acknowledged binding, if any.
     pub bound_coa: Option<Ipv6Addr>,
     /// Its expiry, milliseconds since the Unix epoch.
     pub bound_until_unix_ms: Option<u64>,
 }
+
+/// How far ahead of the numbers in use the stored sequence numbers are.
+const SEQUENCE_RESERVE: u16 = 64;
 
 /// The file's contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,12 +135,18 @@ impl BulStore {
         self.clients.values()
     }
 
-    /// Sets the next sequence number of `cn`.
+    /// Notes that `seq` is the next sequence number for `cn`. What is
+    /// stored is a reservation at or ahead of it (`seq` + 64): the file is
+    /// rewritten (and synced) only when the numbers in use pass the
+    /// reservation, not before every Binding Update. After a restart the
+    /// node continues from the reservation, still newer than anything it
+    /// sent (RFC 6275 9.5.1 compares modulo 2^16 within half the space).
     pub fn set_next_sequence(&mut self, cn: Ipv6Addr, seq: u16) {
+        let reserve = seq.wrapping_add(SEQUENCE_RESERVE);
         match self.clients.get_mut(&cn) {
-            Some(r) if r.next_sequence == seq => {}
+            Some(r) if r.next_sequence.wrapping_sub(seq) < 0x8000 => {}
             Some(r) => {
-                r.next_sequence = seq;
+                r.next_sequence = reserve;
                 self.dirty = true;
             }
             None => {
@@ -144,7 +154,7 @@ impl BulStore {
                     cn,
                     ClientRecord {
                         cn,
-                        next_sequence: seq,
+                        next_sequence: reserve,
                         bound_coa: None,
                         bound_until_unix_ms: None,
                     },
@@ -203,13 +213,38 @@ mod tests {
         let (s2, p) = BulStore::open(&dir, x);
         assert!(p.is_none());
         assert_eq!(s2.home_next_sequence(), Some(9));
-        assert_eq!(s2.client(c).unwrap().next_sequence, 100);
+        assert_eq!(s2.client(c).unwrap().next_sequence, 100 + SEQUENCE_RESERVE);
         assert_eq!(s2.client(c).unwrap().bound_until_unix_ms, Some(5));
         // Another home address: set aside, start empty.
         let (s3, p) = BulStore::open(&dir, "2001:db8:100::2".parse().unwrap());
         assert!(p.is_some());
         assert!(s3.client(c).is_none());
         assert!(dir.join("bul.json.bad").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sequence_reservations_write_rarely_and_never_go_back() {
+        let dir = std::env::temp_dir().join(format!("bul-reserve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let x: Ipv6Addr = "2001:db8:100::1".parse().unwrap();
+        let c: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        let (mut s, _) = BulStore::open(&dir, x);
+        // Across the wrap-around, too.
+        let start = 65_500u16;
+        for i in 0..200u16 {
+            let seq = start.wrapping_add(i);
+            s.set_next_sequence(c, seq);
+            s.flush().unwrap();
+            let (s2, _) = BulStore::open(&dir, x);
+            let stored = s2.client(c).unwrap().next_sequence;
+            assert!(
+                stored.wrapping_sub(seq) < 0x8000,
+                "stored {stored} is behind {seq}"
+            );
+        }
+        // 200 numbers, reserved 64 at a time.
+        assert!(s.writes <= 4, "{} writes", s.writes);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -15,6 +15,8 @@ const BURST: u64 = 8192;
 /// Smallest paced write: below it the sender waits (tiny writes in a
 /// tight loop would starve the runtime and the peer's reads).
 const MIN_WRITE: usize = 4096;
+/// The smallest write at very low rates.
+const MIN_WRITE_FLOOR: usize = 512;
 
 /// How a pump ended.
 #[derive(Debug)]
@@ -71,9 +73,15 @@ impl Pacer {
         let elapsed = now.saturating_duration_since(self.start).as_secs_f64();
         let budget = self.base as f64 + self.rate as f64 * elapsed + BURST as f64;
         let left = (budget - sent as f64).max(0.0);
+        // At most a millisecond's worth per write at low rates, so the
+        // stream stays smooth (receive gaps of about 1 ms, not 4 KB's
+        // worth): the stall of a handoff is measured against it.
+        let min_write = usize::try_from(self.rate / 1000)
+            .unwrap_or(MIN_WRITE)
+            .clamp(MIN_WRITE_FLOOR, MIN_WRITE);
         if left >= CHUNK as f64 {
             CHUNK
-        } else if left >= MIN_WRITE as f64 {
+        } else if left >= min_write as f64 {
             left as usize
         } else {
             0
