@@ -10,7 +10,9 @@
 //! * `cached`: right after a handoff back, the tokens are still valid
 //!   (donors park their entries), so only Prepare and BU/BA run.
 //!
-//! Between the two, and after the second, C goes back to K (not measured).
+//! Between the two, and after the second, C goes back to K (not measured);
+//! the stream settles for 300 ms + 15 RTT after every move (a restored
+//! socket starts without the donor's congestion window and RTT estimate).
 //! `handoff_ms` runs from the decision (the donor's clock, `ctl handoff`)
 //! to the first client packet with a Type 2 Routing Header captured on the
 //! acceptor's link; `stall_ms` is the longest gap in what the client
@@ -320,6 +322,7 @@ fn sweep(
                     .map_err(|e| anyhow::anyhow!("delay of {link}: {e}"))?;
             }
             let rtt = Duration::from_secs_f64(2.0 * lcs / 1e3);
+            let settle = Duration::from_millis(300) + 15 * rtt;
             let timeout = Duration::from_secs(5) + 20 * rtt;
             // A fresh stream per cell, route-optimized to K first.
             let cfg = ClientConfig {
@@ -407,9 +410,17 @@ fn sweep(
                         ));
                         return Ok(out);
                     }
+                    // Let the stream settle before going back: a restored
+                    // socket starts without the donor's congestion window
+                    // and RTT estimate (TCP_REPAIR migrates neither), so it
+                    // needs some round trips to carry the full rate again,
+                    // and a loss right after a move waits for its first
+                    // retransmission timeout (1 s). Each handoff is
+                    // measured from a settled stream.
+                    std::thread::sleep(settle);
                     // Back to K (tokens stay valid for the cached run).
                     handoff(session, A, "K", COA_K, timeout)?;
-                    std::thread::sleep(Duration::from_millis(100) + 2 * rtt);
+                    std::thread::sleep(settle);
                 }
             }
             let stopped = worker
