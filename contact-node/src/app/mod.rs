@@ -707,6 +707,7 @@ impl App for ContactApp {
                 g.co.client_gone(c);
             }
         }
+        g.probe_tick(now, self.clients.keys().copied());
         g.report_load().await;
         self.process(now).await;
     }

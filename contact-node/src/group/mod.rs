@@ -34,6 +34,7 @@
 //! details.
 
 pub mod envelope;
+pub mod rtt;
 pub mod services;
 
 use std::collections::{HashMap, VecDeque};
@@ -49,7 +50,7 @@ use mip6_anycast::group::{ChannelConfig, Group, GroupConfig, GroupEvent, GroupMe
 use mip6_anycast::proto::MobileNode;
 use mip6_anycast::proto::handoff::{
     Action, Coordinator, CoordinatorConfig, EngineChange, HandoffEvent, HandoffKey, HandoffMsg,
-    MemberId, MemberInfo, Policy, Roles, ShellEvent,
+    LoadReport, MemberId, MemberInfo, Policy, Roles, ShellEvent,
 };
 use serde_json::{Value, json};
 use tcp_handoff::{
@@ -66,6 +67,24 @@ use services::Movable;
 const SURRENDER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long activated streams are kept to replay late segments.
 const REPLAY_WINDOW: Duration = Duration::from_secs(30);
+/// How often the RTTs to clients are measured.
+const RTT_PERIOD: Duration = Duration::from_secs(5);
+/// How long a measured RTT is reported.
+const RTT_FRESH: Duration = Duration::from_secs(30);
+/// Most clients probed per round.
+const RTT_TARGETS: usize = 256;
+
+/// The result of a finished task, without waiting.
+fn futures_now<T>(t: tokio::task::JoinHandle<T>) -> Option<Result<T, tokio::task::JoinError>> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut t = std::pin::pin!(t);
+    match t.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(r) => Some(r),
+        Poll::Pending => None,
+    }
+}
+
 /// Handoff records kept for `ctl handoffs`.
 const LOG_LEN: usize = 4096;
 
@@ -128,6 +147,13 @@ pub struct GroupShell {
     stats: ShellStats,
     /// Handoff events with wall-clock times (ms since the epoch).
     log: VecDeque<Value>,
+    /// This member's care-of address (source of RTT probes).
+    coa: Ipv6Addr,
+    /// Measured RTTs to clients (when).
+    rtts: HashMap<Ipv6Addr, (Duration, Instant)>,
+    probing: Option<tokio::task::JoinHandle<std::io::Result<HashMap<Ipv6Addr, Duration>>>>,
+    next_probe: Instant,
+    probe_id: u16,
 }
 
 /// The member list in both forms (channel, coordinator).
@@ -227,6 +253,11 @@ impl GroupShell {
                 limits: Limits::default(),
                 stats: ShellStats::default(),
                 log: VecDeque::new(),
+                coa: me_info.coa,
+                rtts: HashMap::new(),
+                probing: None,
+                next_probe: Instant::now(),
+                probe_id: u16::from_be_bytes([0x4d, (std::process::id() & 0xff) as u8]),
             },
             events,
         ))
@@ -334,7 +365,16 @@ impl GroupShell {
 
     /// Sends this member's load to the others (least-connections policy).
     pub async fn report_load(&mut self) {
-        let Ok(frame) = HandoffMsg::Load(self.co.load_report()).to_bytes() else {
+        let mut report = self.co.load_report();
+        let now = Instant::now();
+        report.rtt_us = self
+            .rtts
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) < RTT_FRESH)
+            .map(|(c, (d, _))| (*c, u32::try_from(d.as_micros()).unwrap_or(u32::MAX)))
+            .take(LoadReport::MAX_RTTS)
+            .collect();
+        let Ok(frame) = HandoffMsg::Load(report).to_bytes() else {
             return;
         };
         for peer in self.net.connected_peers() {
@@ -342,6 +382,46 @@ impl GroupShell {
                 self.send(&id, envelope::control(&frame)).await;
             }
         }
+    }
+
+    /// Measures this member's RTT to the clients it knows (`own`) and to
+    /// those the other members reported, one probe round at a time, every
+    /// [`RTT_PERIOD`] (for the lowest-RTT policy).
+    pub fn probe_tick(&mut self, now: Instant, own: impl Iterator<Item = Ipv6Addr>) {
+        if let Some(t) = &self.probing
+            && t.is_finished()
+        {
+            let t = self.probing.take();
+            let done = now;
+            if let Some(t) = t {
+                // Finished: this does not wait.
+                match futures_now(t) {
+                    Some(Ok(Ok(r))) => {
+                        for (c, d) in r {
+                            self.rtts.insert(c, (d, done));
+                        }
+                    }
+                    Some(Ok(Err(e))) => debug!(error = %e, "RTT probes"),
+                    _ => {}
+                }
+            }
+        }
+        if self.probing.is_some() || now < self.next_probe {
+            return;
+        }
+        self.next_probe = now + RTT_PERIOD;
+        let mut targets: Vec<Ipv6Addr> = own.chain(self.co.reported_clients()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        targets.truncate(RTT_TARGETS);
+        if targets.is_empty() {
+            return;
+        }
+        let (src, id) = (self.coa, self.probe_id);
+        self.probe_id = self.probe_id.wrapping_add(1);
+        self.probing = Some(tokio::task::spawn_blocking(move || {
+            rtt::probe_all(src, &targets, id, Duration::from_secs(1))
+        }));
     }
 
     /// Runs one coordinator action; a home address binding change is
@@ -684,6 +764,7 @@ impl GroupShell {
             "in_progress": {"donating": donating, "accepting": accepting},
             "clients": self.co.clients().map(|(c, n)| json!({"client": c, "connections": n})).collect::<Vec<_>>(),
             "shell": self.stats,
+            "rtt_us": self.rtts.iter().map(|(c, (d, _))| (c.to_string(), d.as_micros() as u64)).collect::<std::collections::BTreeMap<_, _>>(),
         })
     }
 

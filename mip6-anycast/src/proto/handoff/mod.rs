@@ -286,6 +286,16 @@ impl Coordinator {
         self.clients.iter().map(|(c, n)| (*c, *n))
     }
 
+    /// Clients the other members named in their load reports (with an
+    /// RTT): the ones this member should measure its own RTT to, so that
+    /// the lowest-RTT policy has a figure from every candidate.
+    pub fn reported_clients(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.peers
+            .values()
+            .filter_map(|p| p.load.as_ref())
+            .flat_map(|l| l.rtt_us.iter().map(|(c, _)| *c))
+    }
+
     /// True while `client` is moving away from or to this member.
     #[must_use]
     pub fn is_moving(&self, client: Ipv6Addr) -> bool {
