@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures_util::FutureExt as _;
 use mip6_anycast::crypto::{KeyHierarchy, RandomSource};
 use mip6_anycast::daemon::system::unix_ms;
 use mip6_anycast::engine::datapath::{EngineHandle, TableUpdate};
@@ -73,17 +74,6 @@ const RTT_PERIOD: Duration = Duration::from_secs(5);
 const RTT_FRESH: Duration = Duration::from_secs(30);
 /// Most clients probed per round.
 const RTT_TARGETS: usize = 256;
-
-/// The result of a finished task, without waiting.
-fn futures_now<T>(t: tokio::task::JoinHandle<T>) -> Option<Result<T, tokio::task::JoinError>> {
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
-    let mut t = std::pin::pin!(t);
-    match t.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(r) => Some(r),
-        Poll::Pending => None,
-    }
-}
 
 /// Handoff records kept for `ctl handoffs`.
 const LOG_LEN: usize = 4096;
@@ -388,22 +378,16 @@ impl GroupShell {
     /// those the other members reported, one probe round at a time, every
     /// [`RTT_PERIOD`] (for the lowest-RTT policy).
     pub fn probe_tick(&mut self, now: Instant, own: impl Iterator<Item = Ipv6Addr>) {
-        if let Some(t) = &self.probing
-            && t.is_finished()
-        {
-            let t = self.probing.take();
-            let done = now;
-            if let Some(t) = t {
-                // Finished: this does not wait.
-                match futures_now(t) {
-                    Some(Ok(Ok(r))) => {
-                        for (c, d) in r {
-                            self.rtts.insert(c, (d, done));
-                        }
+        if let Some(t) = self.probing.take_if(|t| t.is_finished()) {
+            // Finished: this does not wait.
+            match t.now_or_never() {
+                Some(Ok(Ok(r))) => {
+                    for (c, d) in r {
+                        self.rtts.insert(c, (d, now));
                     }
-                    Some(Ok(Err(e))) => debug!(error = %e, "RTT probes"),
-                    _ => {}
                 }
+                Some(Ok(Err(e))) => debug!(error = %e, "RTT probes"),
+                _ => {}
             }
         }
         if self.probing.is_some() || now < self.next_probe {
