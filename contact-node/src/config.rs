@@ -12,6 +12,8 @@
 //! spi = 4242                        # explicit MN-HA SA: spi + key (hex) ...
 //! key = "00112233..."
 //! # group_secret_file = "group.secret"   # ... or derived as the home agent derives it
+//!                                   # (backups and acceptors may leave the key out:
+//!                                   # the contact node shares it over the node channel)
 //! manage_address = true             # put X on lo (nodad) at start, remove it at stop
 //!
 //! [route_optimization]              # optional
@@ -39,6 +41,9 @@
 //! policy = "round_robin"            # round_robin | least_connections | lowest_rtt | client_hash
 //! auto_handoff = false              # contact node: hand each new client off by policy
 //! port = 4500                       # node channel port (on each member's care-of address)
+//! heartbeat_ms = 100                # failover (when a member has the backup role):
+//! dead_after_ms = 300               # heartbeat interval, silence before takeover,
+//! # quorum = 2                      # members heard to take over (default: a majority)
 //! [[group.member]]
 //! name = "K"
 //! care_of_address = "2001:db8:3::10"
@@ -46,22 +51,24 @@
 //! [[group.member]]
 //! name = "A"
 //! care_of_address = "2001:db8:4::10"
-//! roles = ["acceptor"]
+//! roles = ["acceptor", "backup"]
 //! ```
 //!
 //! Only the member with the `contact` role registers X at the home agent;
-//! the others take clients handed to them (their `[anycast]` home agent and
-//! keys are for a later takeover).
+//! the others take clients handed to them. Members with the `backup` role
+//! (in order of priority) hold the contact node's replicated state and take
+//! X over when it falls silent (`crate::app::failover`).
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mip6_anycast::crypto::{GroupSecret, MAX_RR_BINDING_LIFETIME, MnHaKey, Spi};
+use mip6_anycast::crypto::{GroupSecret, MAX_RR_BINDING_LIFETIME};
 use mip6_anycast::daemon::config::{
     ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, KeyMaterial, Seconds,
     check_unicast, resolve_path, validate_shell,
 };
+use mip6_anycast::proto::failover::RegistrationKey;
 use mip6_anycast::proto::handoff::Policy;
 use serde::Deserialize;
 
@@ -85,9 +92,11 @@ pub struct ContactConfig {
     pub services: ServicesSection,
     /// `[group]`.
     pub group: Option<GroupSection>,
-    /// The resolved MN-HA security association (filled by validation).
+    /// The resolved MN-HA security association (filled by validation;
+    /// `None` for a group member without the contact role that names no
+    /// key material: it gets the key from the contact node).
     #[serde(skip)]
-    pub sa: Option<(Spi, MnHaKey)>,
+    pub sa: Option<RegistrationKey>,
 }
 
 /// `[anycast]`.
@@ -201,6 +210,14 @@ pub struct GroupSection {
     /// Node channel TCP port on each member's care-of address.
     #[serde(default = "default_group_port")]
     pub port: u16,
+    /// Failover: heartbeat interval in ms (default 100).
+    pub heartbeat_ms: Option<u64>,
+    /// Failover: silence after which a member counts as gone, in ms
+    /// (default 3 heartbeats).
+    pub dead_after_ms: Option<u64>,
+    /// Failover: members heard (self included) needed to take X over
+    /// (default a majority; 1 in a group of two).
+    pub quorum: Option<usize>,
     /// The members (this one included).
     #[serde(rename = "member")]
     pub members: Vec<MemberSection>,
@@ -265,6 +282,36 @@ impl GroupSection {
         self.me().is_some_and(|m| m.has(RoleName::Contact))
     }
 
+    /// The contact node, then the backups in configuration order (empty
+    /// when no member is a backup: no failover).
+    pub fn succession(&self) -> Vec<String> {
+        let backups: Vec<String> = self
+            .members
+            .iter()
+            .filter(|m| m.has(RoleName::Backup) && !m.has(RoleName::Contact))
+            .map(|m| m.name.clone())
+            .collect();
+        if backups.is_empty() {
+            return Vec::new();
+        }
+        self.contact()
+            .map(|c| c.name.clone())
+            .into_iter()
+            .chain(backups)
+            .collect()
+    }
+
+    /// Heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.unwrap_or(100))
+    }
+
+    /// Silence after which a member counts as gone.
+    pub fn dead_after(&self) -> Duration {
+        self.dead_after_ms
+            .map_or(self.heartbeat() * 3, Duration::from_millis)
+    }
+
     fn validate(&mut self, file: &Path, base: &Path, coa: Ipv6Addr) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, f, m);
         let mut names = std::collections::HashSet::new();
@@ -322,6 +369,34 @@ impl GroupSection {
         }
         if self.port == 0 {
             return Err(err("group.port", "must not be 0".into()));
+        }
+        if self
+            .heartbeat_ms
+            .is_some_and(|h| !(10..=60_000).contains(&h))
+        {
+            return Err(err(
+                "group.heartbeat_ms",
+                "must be within 10 ..= 60000".into(),
+            ));
+        }
+        if self.dead_after() <= self.heartbeat() {
+            return Err(err(
+                "group.dead_after_ms",
+                format!(
+                    "{:?} must exceed the heartbeat interval {:?}",
+                    self.dead_after(),
+                    self.heartbeat()
+                ),
+            ));
+        }
+        if self
+            .quorum
+            .is_some_and(|q| q == 0 || q > self.members.len())
+        {
+            return Err(err(
+                "group.quorum",
+                format!("must be within 1 ..= {} (the members)", self.members.len()),
+            ));
         }
         let secret = match (&self.secret, &mut self.secret_file) {
             (Some(k), None) => {
@@ -439,7 +514,16 @@ impl DaemonConfig for ContactConfig {
             key: a.key.clone(),
             group_secret_file: a.group_secret_file.clone(),
         };
-        self.sa = Some(km.resolve(file, "anycast.", a.address, None)?);
+        // Backups and acceptors may leave the key out: the contact node
+        // shares it over the node channel (seed 004 4.2.1).
+        let keyless = a.spi.is_none() && a.key.is_none() && a.group_secret_file.is_none();
+        let needs_key = self.group.as_ref().is_none_or(GroupSection::is_contact);
+        self.sa = if keyless && !needs_key {
+            None
+        } else {
+            let (spi, raw) = km.resolve_raw(file, "anycast.", a.address, None)?;
+            Some(RegistrationKey::new(spi, &raw).map_err(|e| err("anycast.key", e.to_string()))?)
+        };
         let ro = &self.route_optimization;
         if ro.lifetime() < Duration::from_secs(4) || ro.lifetime() > MAX_RR_BINDING_LIFETIME {
             return Err(err(

@@ -28,11 +28,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mip6_anycast::crypto::{RandomSource, SystemRandomSource};
+use mip6_anycast::crypto::{MnHaKey, RandomSource, Spi, SystemRandomSource};
 use mip6_anycast::daemon::shell::{self, Context};
 use mip6_anycast::daemon::{DaemonEngine, serve};
 use mip6_anycast::engine::datapath::TableUpdate;
 use mip6_anycast::engine::netlink::AddrOptions;
+use mip6_anycast::proto::failover::{Failover, FailoverConfig};
+use mip6_anycast::proto::handoff::MemberId;
 use mip6_anycast::proto::{
     HomeRegistration, HomeRegistrationConfig, HomeTestMode, MobileConfig, MobileNode,
     RetransmitConfig,
@@ -119,14 +121,48 @@ fn forward_peers(mut prx: mpsc::Receiver<PeerSeen>, inputs: &mpsc::Sender<Contac
     });
 }
 
+/// The failover machine of this member, when the group has backups.
+fn failover_machine(
+    g: &config::GroupSection,
+    x: std::net::Ipv6Addr,
+) -> anyhow::Result<Option<Failover>> {
+    let id = |n: &str| MemberId::new(n).map_err(|e| anyhow::anyhow!("member {n:?}: {e}"));
+    let succession = g
+        .succession()
+        .iter()
+        .map(|n| id(n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if succession.is_empty() {
+        return Ok(None);
+    }
+    let members = g
+        .members
+        .iter()
+        .map(|m| id(&m.name))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut fc = FailoverConfig::new(id(&g.me)?, x, succession, members);
+    fc.heartbeat = g.heartbeat();
+    fc.dead_after = g.dead_after();
+    fc.hold_down = g.dead_after() * 10;
+    if let Some(q) = g.quorum {
+        fc.quorum = q;
+    }
+    info!(heartbeat = ?fc.heartbeat, dead_after = ?fc.dead_after, quorum = fc.quorum, succession = ?fc.succession.iter().map(MemberId::as_str).collect::<Vec<_>>(), "contact-node failover on");
+    Ok(Some(Failover::new(fc, Instant::now())))
+}
+
 /// Runs the contact node until SIGTERM/SIGINT.
 pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()> {
     let a = &cfg.anycast;
     let (x, coa, ha) = (a.address, a.care_of_address, a.home_agent);
-    let (spi, key) = cfg
-        .sa
-        .clone()
-        .context("configuration without a security association")?;
+    let reg_key = cfg.sa.clone();
+    // A member without key material registers only after a takeover, with
+    // the key the contact node replicated; until then this placeholder SA
+    // is never used (the home registration stays idle).
+    let (spi, key) = reg_key.as_ref().map_or_else(
+        || (Spi(0), MnHaKey::from_array(&[0; 20])),
+        |k| (k.spi, k.mn_ha_key()),
+    );
     let mut engine = DaemonEngine::start(&cfg.engine).await?;
     let nl = engine.netlink.clone();
     let mut added_x = None;
@@ -214,6 +250,15 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
             },
             Box::new(rng),
         );
+        let failover = match &cfg.group {
+            Some(g) => failover_machine(g, x)?,
+            None => None,
+        };
+        if let (Some(f), Some(g)) = (&failover, &mut group) {
+            let fc = f.config();
+            let peers = fc.members.iter().filter(|m| **m != fc.me).cloned().collect();
+            g.start_heartbeat_pump(fc.heartbeat, peers);
+        }
         let mut app = ContactApp::new(ContactParts {
             x,
             coa,
@@ -225,6 +270,8 @@ pub async fn run(cfg: config::ContactConfig, ctx: Context) -> anyhow::Result<()>
             engine: engine.handle.clone(),
             shutdown_grace: ctx.shutdown_grace,
             group,
+            failover,
+            reg_key,
         });
         if let Some(echo) = &cfg.services.echo {
             let host = hosted(x, echo.port, Arc::new(service::echo::Echo), &tx).await?;

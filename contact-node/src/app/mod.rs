@@ -38,12 +38,14 @@ use serde_json::{Value, json};
 use tracing::{debug, info, info_span, warn};
 
 mod control;
+pub mod failover;
 
 use crate::bul_store::BulStore;
 use crate::config::RoSection;
 use crate::group::GroupShell;
 use crate::service::{PeerSeen, ServiceHost};
 use mip6_anycast::group::GroupEvent;
+use mip6_anycast::proto::failover::{Failover, RegistrationKey};
 use std::sync::Arc;
 
 /// MH type of a Binding Update.
@@ -131,6 +133,12 @@ pub struct ContactApp {
     group: Option<GroupShell>,
     /// Registered at the home agent (the contact role, or no group).
     is_contact: bool,
+    /// Contact-node failover, when the group has backups.
+    failover: Option<Failover>,
+    /// The security association of the home registration (configured, or
+    /// replicated by the contact node).
+    reg_key: Option<RegistrationKey>,
+    fo: failover::FailoverShell,
     stats: AppStats,
     shutdown: Option<Shutdown>,
     grace: Duration,
@@ -158,6 +166,10 @@ pub struct ContactParts {
     pub shutdown_grace: Duration,
     /// The anycast group, if configured.
     pub group: Option<GroupShell>,
+    /// Contact-node failover, if the group has backups.
+    pub failover: Option<Failover>,
+    /// The configured security association, if any.
+    pub reg_key: Option<RegistrationKey>,
 }
 
 impl ContactApp {
@@ -189,8 +201,11 @@ impl ContactApp {
             outbox: Outbox::new(p.engine.clone()),
             engine: p.engine,
             services: Vec::new(),
-            is_contact: p.group.as_ref().is_none_or(|g| g.co.is_contact()),
+            is_contact: p.group.as_ref().is_none_or(|g| g.co.is_contact()) && p.failover.is_none(),
             group: p.group,
+            failover: p.failover,
+            reg_key: p.reg_key,
+            fo: failover::FailoverShell::default(),
             stats: AppStats::default(),
             shutdown: None,
             grace: p.shutdown_grace,
@@ -217,6 +232,11 @@ impl ContactApp {
 
     /// Sends the first home registration.
     pub async fn start(&mut self, now: Instant) {
+        if self.failover.is_some() {
+            info!(x = %self.x, coa = %self.coa, "failover on: the contact role follows the group's heartbeats");
+            self.failover_actions(now).await;
+            return;
+        }
         if !self.is_contact {
             info!(x = %self.x, coa = %self.coa, "group member without the contact role: serving clients handed to it");
             return;
@@ -244,6 +264,8 @@ impl ContactApp {
             // first segments need the Home Address option).
             while let Some(a) = self.group.as_mut().and_then(|g| g.co.poll_action()) {
                 busy = true;
+                // Placements and bindings move with handoffs: replicate.
+                self.fo.dirty = true;
                 let change = match self.group.as_mut() {
                     Some(g) => g.execute(now, a, &mut self.mn, &self.engine).await,
                     None => None,
@@ -262,6 +284,10 @@ impl ContactApp {
     async fn process_once(&mut self, now: Instant) {
         let h = drain(&mut self.home);
         let m = drain(&mut self.mn);
+        if !(h.events.is_empty() && m.events.is_empty() && m.transmits.is_empty()) {
+            // Sequence numbers, tokens or bindings changed: replicate.
+            self.fo.dirty = true;
+        }
         for e in h.events {
             self.home_event(e, now);
         }
@@ -317,6 +343,7 @@ impl ContactApp {
                 }
                 self.registered = Some(expires);
                 self.home_retry_at = None;
+                self.failover_registered();
                 if !self.ever_registered {
                     self.ever_registered = true;
                     for cn in std::mem::take(&mut self.resume) {
@@ -326,6 +353,14 @@ impl ContactApp {
                         c.start_at = Some(now);
                     }
                 }
+            }
+            HomeRegEvent::Overtaken { sequence } => {
+                warn!(
+                    sequence,
+                    "home agent holds a newer registration of X: another member took it over"
+                );
+                self.registered = None;
+                self.failover_overtaken(now);
             }
             HomeRegEvent::Deregistered => {
                 info!("deregistered at the home agent");
@@ -555,7 +590,13 @@ impl ContactApp {
         let half_grace = now >= s.started + s.grace / 2;
         if !self.home_deregistering && (clients_done || half_grace) {
             self.home_deregistering = true;
-            if self.is_registered() || self.ever_registered {
+            if self.failover.is_some() {
+                // A backup takes X over when our heartbeats stop; a
+                // deregistration would leave X unreachable until then.
+                info!("leaving the group: X stays registered for a backup to take over");
+                self.home.abandon();
+                self.home_deregistered = true;
+            } else if self.is_registered() || self.ever_registered {
                 info!("deregistering at the home agent");
                 self.home.deregister(now, wall_now());
             } else {
@@ -610,6 +651,7 @@ impl App for ContactApp {
             self.home_retry_at,
             half_grace,
             self.group.as_ref().and_then(|g| g.co.poll_timeout()),
+            self.failover_timeout(),
         ])
     }
 
@@ -628,8 +670,11 @@ impl App for ContactApp {
         }
         if self.home_retry_at.is_some_and(|t| t <= now) {
             self.home_retry_at = None;
-            self.home.register(now, wall);
+            if self.is_contact {
+                self.home.register(now, wall);
+            }
         }
+        self.failover_tick(now).await;
         self.start_due_clients(now);
         self.shutdown_phase(now);
         self.process(now).await;
@@ -679,8 +724,12 @@ impl App for ContactApp {
                 self.start_due_clients(now);
             }
             ContactInput::Group(ev) => {
-                if let Some(g) = &mut self.group {
-                    g.on_event(now, &mut self.mn, ev);
+                let fo = match &mut self.group {
+                    Some(g) => g.on_event(now, &mut self.mn, ev),
+                    None => None,
+                };
+                if let Some((from, m)) = fo {
+                    self.failover_message(now, from, m).await;
                 }
             }
         }
@@ -733,6 +782,8 @@ impl App for ContactApp {
                 .as_ref()
                 .map(GroupShell::status)
                 .ok_or_else(|| "no [group] configured".to_string()),
+            "failover" => Ok(self.failover_status()),
+            "rotate-key" => self.cmd_rotate_key(req),
             "handoffs" => self
                 .group
                 .as_ref()
@@ -751,6 +802,8 @@ impl App for ContactApp {
             "forget-tokens",
             "group",
             "handoffs",
+            "failover",
+            "rotate-key",
         ]
     }
 

@@ -6,6 +6,7 @@
 //! | 0 `Control` | a `HandoffMsg` frame (`proto::handoff` codec) |
 //! | 1 `Transfer` | handoff number (u64), client (16), `tcp_handoff::Handoff` |
 //! | 2 `Late` | handoff number (u64), client (16), count (u32), per entry: length (u32) + `tcp_handoff::LateSegments` |
+//! | 3 `Failover` | a `FailoverMsg` frame (`proto::failover` codec: heartbeats, the contact node's state) |
 //!
 //! Every parse is bounded by the input and by `tcp_handoff::Limits`.
 
@@ -27,6 +28,8 @@ pub enum Envelope<'a> {
         /// The bundle.
         bundle: Handoff,
     },
+    /// A failover message (still encoded).
+    Failover(&'a [u8]),
     /// Segments the donor captured after the transfer.
     Late {
         /// The donor's handoff number.
@@ -58,6 +61,7 @@ pub enum EnvelopeError {
 const CONTROL: u8 = 0;
 const TRANSFER: u8 = 1;
 const LATE: u8 = 2;
+const FAILOVER: u8 = 3;
 /// Late segment lists per message.
 const MAX_LATE: usize = 1024;
 
@@ -65,6 +69,14 @@ const MAX_LATE: usize = 1024;
 pub fn control(frame: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(frame.len() + 1);
     v.push(CONTROL);
+    v.extend_from_slice(frame);
+    v
+}
+
+/// A failover message.
+pub fn failover(frame: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(frame.len() + 1);
+    v.push(FAILOVER);
     v.extend_from_slice(frame);
     v
 }
@@ -110,6 +122,7 @@ pub fn parse<'a>(msg: &'a [u8], limits: &Limits) -> Result<Envelope<'a>, Envelop
     let (&kind, body) = msg.split_first().ok_or(EnvelopeError::Empty)?;
     match kind {
         CONTROL => Ok(Envelope::Control(body)),
+        FAILOVER => Ok(Envelope::Failover(body)),
         TRANSFER => {
             let (id, client, rest) = split_head(body)?;
             let bundle =
@@ -171,6 +184,10 @@ mod tests {
             Ok(Envelope::Control(b"x"))
         ));
         assert_eq!(parse(&[], &l).unwrap_err(), EnvelopeError::Empty);
+        assert!(matches!(
+            parse(&failover(b"hb"), &l),
+            Ok(Envelope::Failover(b"hb"))
+        ));
         assert_eq!(parse(&[9], &l).unwrap_err(), EnvelopeError::Kind(9));
         // Every truncation of a transfer and of late segments is an error.
         for msg in [&t, &m] {

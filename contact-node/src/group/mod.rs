@@ -49,6 +49,7 @@ use mip6_anycast::daemon::system::unix_ms;
 use mip6_anycast::engine::datapath::{EngineHandle, TableUpdate};
 use mip6_anycast::group::{ChannelConfig, Group, GroupConfig, GroupEvent, GroupMember, Members};
 use mip6_anycast::proto::MobileNode;
+use mip6_anycast::proto::failover::FailoverMsg;
 use mip6_anycast::proto::handoff::{
     Action, Coordinator, CoordinatorConfig, EngineChange, HandoffEvent, HandoffKey, HandoffMsg,
     LoadReport, MemberId, MemberInfo, Policy, Roles, ShellEvent,
@@ -114,6 +115,8 @@ pub struct ShellStats {
     pub socket_errors: u64,
     /// Late segments replayed.
     pub late_replayed: u64,
+    /// Failover messages not sent (peer not connected, queue full).
+    pub failover_unsent: u64,
 }
 
 /// The group shell of one member.
@@ -121,6 +124,10 @@ pub struct GroupShell {
     /// The coordinator.
     pub co: Coordinator,
     net: Group,
+    /// The configured members.
+    members: Vec<MemberInfo>,
+    /// The latest heartbeat, re-sent by the heartbeat pump.
+    heartbeat: Option<tokio::sync::watch::Sender<Option<Vec<u8>>>>,
     me: MemberId,
     x: Ipv6Addr,
     /// Policy of automatic handoffs and drains.
@@ -230,6 +237,8 @@ impl GroupShell {
             GroupShell {
                 co,
                 net,
+                members: infos.clone(),
+                heartbeat: None,
                 me: me_info.name,
                 x,
                 policy: cfg.policy,
@@ -288,7 +297,14 @@ impl GroupShell {
     }
 
     /// A group event: peers up/down, messages.
-    pub fn on_event(&mut self, now: Instant, mn: &mut MobileNode, ev: GroupEvent) {
+    /// Handles a node-channel event; a failover message is returned to
+    /// the app (it owns the failover machine).
+    pub fn on_event(
+        &mut self,
+        now: Instant,
+        mn: &mut MobileNode,
+        ev: GroupEvent,
+    ) -> Option<(MemberId, FailoverMsg)> {
         match ev {
             GroupEvent::Up(m) => {
                 if let Ok(id) = MemberId::new(m.name) {
@@ -302,16 +318,30 @@ impl GroupShell {
                     self.co.peer_down(now, mn, &id);
                 }
             }
-            GroupEvent::Message { from, msg } => self.on_message(now, mn, &from, &msg),
+            GroupEvent::Message { from, msg } => return self.on_message(now, mn, &from, &msg),
         }
+        None
     }
 
-    fn on_message(&mut self, now: Instant, mn: &mut MobileNode, from: &str, msg: &[u8]) {
+    fn on_message(
+        &mut self,
+        now: Instant,
+        mn: &mut MobileNode,
+        from: &str,
+        msg: &[u8],
+    ) -> Option<(MemberId, FailoverMsg)> {
         let Ok(from) = MemberId::new(from) else {
             self.stats.messages_dropped += 1;
-            return;
+            return None;
         };
         match envelope::parse(msg, &self.limits) {
+            Ok(Envelope::Failover(frame)) => match FailoverMsg::parse(frame) {
+                Ok(m) => return Some((from, m)),
+                Err(e) => {
+                    self.stats.messages_dropped += 1;
+                    debug!(peer = from.as_str(), error = %e, "failover message dropped");
+                }
+            },
             Ok(Envelope::Control(frame)) => {
                 if let Err(e) = self.co.handle_frame(now, mn, &from, frame) {
                     self.stats.messages_dropped += 1;
@@ -344,6 +374,54 @@ impl GroupShell {
                 debug!(peer = from.as_str(), error = %e, "channel message dropped");
             }
         }
+        None
+    }
+
+    /// Sends a failover message without waiting: a full queue drops it
+    /// (the next heartbeat follows soon).
+    pub fn send_failover(&mut self, to: &MemberId, msg: &FailoverMsg) {
+        let bytes = envelope::failover(&msg.to_bytes());
+        if let (FailoverMsg::Heartbeat { .. }, Some(h)) = (msg, &self.heartbeat) {
+            h.send_replace(Some(bytes.clone()));
+        }
+        match self.net.send(to.as_str(), bytes).now_or_never() {
+            Some(Ok(())) => {}
+            Some(Err(_)) | None => self.stats.failover_unsent += 1,
+        }
+    }
+
+    /// Starts a task that sends the latest heartbeat to `peers` every
+    /// `every`, beside the app's loop: a member busy for a moment (a
+    /// handoff dumping sockets, a slow engine update) still shows it is
+    /// alive; a killed or frozen process stops it.
+    pub fn start_heartbeat_pump(&mut self, every: Duration, peers: Vec<MemberId>) {
+        let (tx, mut rx) = tokio::sync::watch::channel::<Option<Vec<u8>>>(None);
+        let sender = self.net.sender();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if rx.has_changed().is_err() {
+                    return;
+                }
+                let Some(msg) = rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                for p in &peers {
+                    let _ = sender.send(p.as_str(), msg.clone()).now_or_never();
+                }
+            }
+        });
+        self.heartbeat = Some(tx);
+    }
+
+    /// The member whose care-of address is `coa`.
+    pub fn member_by_coa(&self, coa: Ipv6Addr) -> Option<MemberId> {
+        self.members
+            .iter()
+            .find(|m| m.coa == coa)
+            .map(|m| m.name.clone())
     }
 
     async fn send(&mut self, to: &MemberId, bytes: Vec<u8>) {

@@ -188,10 +188,17 @@ impl KeyHierarchy {
     /// Mobility SPI (never below 256) and 20-byte shared key (RFC 4285).
     #[must_use]
     pub fn mn_ha_sa(&self, hoa: Ipv6Addr) -> (Spi, MnHaKey) {
+        let (spi, key) = self.mn_ha_sa_bytes(hoa);
+        (spi, MnHaKey::from_array(&key))
+    }
+
+    /// [`KeyHierarchy::mn_ha_sa`] with the raw key (secret), for a contact
+    /// node that shares it with its backups.
+    #[must_use]
+    pub fn mn_ha_sa_bytes(&self, hoa: Ipv6Addr) -> (Spi, [u8; MN_HA_KEY_LEN]) {
         let spi = u32::from_be_bytes(self.derive(labels::MN_HA_SPI, &hoa.octets()));
         let spi = if spi < 256 { spi + 256 } else { spi };
-        let key: [u8; MN_HA_KEY_LEN] = self.derive(labels::MN_HA_KEY, &hoa.octets());
-        (Spi(spi), MnHaKey::from_array(&key))
+        (Spi(spi), self.derive(labels::MN_HA_KEY, &hoa.octets()))
     }
 
     /// The node-to-node channel's pre-shared key.

@@ -474,14 +474,28 @@ impl KeyMaterial {
         hoa: Ipv6Addr,
         fallback: Option<&Path>,
     ) -> Result<(Spi, MnHaKey), ConfigError> {
+        let (spi, raw) = self.resolve_raw(file, at, hoa, fallback)?;
+        let k = MnHaKey::new(&raw)
+            .map_err(|e| ConfigError::field(file, format!("{at}key"), e.to_string()))?;
+        Ok((spi, k))
+    }
+
+    /// [`KeyMaterial::resolve`] with the raw key (secret).
+    pub fn resolve_raw(
+        &self,
+        file: &Path,
+        at: &str,
+        hoa: Ipv6Addr,
+        fallback: Option<&Path>,
+    ) -> Result<(Spi, Vec<u8>), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, format!("{at}{f}"), m);
         match (self.spi, &self.key, &self.group_secret_file) {
             (Some(spi), Some(key), None) => {
                 if spi < 256 {
                     return Err(err("spi", format!("{spi} is reserved (RFC 4285: 0-255)")));
                 }
-                let k = MnHaKey::new(&key.0).map_err(|e| err("key", e.to_string()))?;
-                Ok((Spi(spi), k))
+                MnHaKey::new(&key.0).map_err(|e| err("key", e.to_string()))?;
+                Ok((Spi(spi), key.0.clone()))
             }
             (None, None, secret) => {
                 let path = secret.as_deref().or(fallback).ok_or_else(|| {
@@ -491,7 +505,8 @@ impl KeyMaterial {
                     )
                 })?;
                 let gs = read_group_secret(path).map_err(|m| err("group_secret_file", m))?;
-                Ok(KeyHierarchy::new(&gs).mn_ha_sa(hoa))
+                let (spi, key) = KeyHierarchy::new(&gs).mn_ha_sa_bytes(hoa);
+                Ok((spi, key.to_vec()))
             }
             (Some(_), None, _) => Err(err("key", "`spi` needs `key`".into())),
             (None, Some(_), _) => Err(err("spi", "`key` needs `spi`".into())),

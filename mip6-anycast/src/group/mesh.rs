@@ -187,6 +187,44 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// Queues `msg` for `peer` (waits while its queue is full).
+async fn queue(inner: &Inner, peer: &str, msg: Vec<u8>) -> Result<(), SendError> {
+    let limit = inner.cfg.channel.limits.max_message;
+    if msg.len() > limit {
+        return Err(SendError::TooLong {
+            len: msg.len(),
+            limit,
+        });
+    }
+    let tx = {
+        let slots = inner.slots();
+        let slot = slots
+            .get(peer)
+            .ok_or_else(|| SendError::UnknownPeer(peer.to_string()))?;
+        slot.conn
+            .as_ref()
+            .map(|c| c.tx.clone())
+            .ok_or_else(|| SendError::NotConnected(peer.to_string()))?
+    };
+    tx.send(msg)
+        .await
+        .map_err(|_| SendError::NotConnected(peer.to_string()))
+}
+
+/// A cloneable sending handle of a [`Group`] ([`Group::sender`]); it
+/// stops working when the group is dropped.
+#[derive(Debug, Clone)]
+pub struct GroupSender {
+    inner: Arc<Inner>,
+}
+
+impl GroupSender {
+    /// Queues `msg` for `peer` (waits while its queue is full).
+    pub async fn send(&self, peer: &str, msg: Vec<u8>) -> Result<(), SendError> {
+        queue(&self.inner, peer, msg).await
+    }
+}
+
 impl Group {
     /// Binds this member's configured channel address and starts.
     pub async fn start(
@@ -265,26 +303,16 @@ impl Group {
 
     /// Queues `msg` for `peer` (waits while its queue is full).
     pub async fn send(&self, peer: &str, msg: Vec<u8>) -> Result<(), SendError> {
-        let limit = self.inner.cfg.channel.limits.max_message;
-        if msg.len() > limit {
-            return Err(SendError::TooLong {
-                len: msg.len(),
-                limit,
-            });
+        queue(&self.inner, peer, msg).await
+    }
+
+    /// A cloneable handle that queues messages, for tasks beside the
+    /// owner (e.g. a heartbeat that must not wait for the owner's loop).
+    #[must_use]
+    pub fn sender(&self) -> GroupSender {
+        GroupSender {
+            inner: self.inner.clone(),
         }
-        let tx = {
-            let slots = self.inner.slots();
-            let slot = slots
-                .get(peer)
-                .ok_or_else(|| SendError::UnknownPeer(peer.to_string()))?;
-            slot.conn
-                .as_ref()
-                .map(|c| c.tx.clone())
-                .ok_or_else(|| SendError::NotConnected(peer.to_string()))?
-        };
-        tx.send(msg)
-            .await
-            .map_err(|_| SendError::NotConnected(peer.to_string()))
     }
 
     /// True while a connection to `peer` is up.

@@ -36,4 +36,4 @@ pub use member::{GroupMember, MemberError, MemberInfo, Members, Roles};
 #[cfg(feature = "engine")]
 pub use channel::{Channel, ChannelConfig, ChannelReader, ChannelWriter};
 #[cfg(feature = "engine")]
-pub use mesh::{Group, GroupConfig, GroupEvent, PeerStats, SendError};
+pub use mesh::{Group, GroupConfig, GroupEvent, GroupSender, PeerStats, SendError};

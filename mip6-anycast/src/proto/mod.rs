@@ -20,10 +20,12 @@
 //! | [`mobile`] | [`HomeRegistration`]: home registration client | RFC 6275 11.7.1, RFC 4285 |
 //! | [`home_agent`] | [`HomeAgent`]: registration table, tunnel and persistence events | RFC 6275 10.3, RFC 4285 |
 //! | [`handoff`] | [`Coordinator`]: client handoff between anycast members (donor and acceptor sides, policies, drain) | DESIGN.md 5 |
+//! | [`failover`] | [`Failover`](failover::Failover): heartbeats, contact-node state replication, takeover | seed 004 4.2.1 |
 //! | [`sim`] | in-memory network with delay, loss, duplication, reordering | tests |
 
 mod common;
 pub mod correspondent;
+pub mod failover;
 pub mod handoff;
 pub mod home_agent;
 pub mod mobile;

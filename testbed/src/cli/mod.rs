@@ -8,6 +8,7 @@
 mod bench;
 mod demo;
 mod down;
+mod drill;
 mod exec;
 mod sweep;
 mod up;
@@ -63,6 +64,10 @@ pub enum Command {
     /// live TCP verified).
     #[command(subcommand)]
     Sweep(sweep::SweepWhat),
+    /// Failover drills: `drill contact-failover` (a backup takes the
+    /// anycast address over) and `drill ha-restart`.
+    #[command(subcommand)]
+    Drill(drill::DrillWhat),
     // Further scenario subcommands go here (see `testbed::scenarios`).
 }
 
@@ -145,6 +150,13 @@ pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<Exit
                 None => TerminationSignals::block()?,
             };
             sweep::run(&what, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Drill(what) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            drill::run(&what, &cli.state_dir, &cli.family, &signals)
         }
         Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
         Command::List => down::list(&cli.state_dir, &cli.family),

@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod daemons;
 pub mod demo;
+pub mod drill;
 pub mod probe;
 pub mod sweep;
 

@@ -180,14 +180,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> HandoffFrame<T> {
     }
 }
 
-/// Reads a body front to back; every read is bounds-checked.
-struct Reader<'a> {
-    b: &'a [u8],
-    kind: u8,
+/// Reads a body front to back; every read is bounds-checked (shared with
+/// the failover codec).
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) kind: u8,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MsgError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], MsgError> {
         if self.b.len() < n {
             return Err(MsgError::BadLength { kind: self.kind });
         }
@@ -195,40 +196,40 @@ impl<'a> Reader<'a> {
         self.b = rest;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], MsgError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], MsgError> {
         let s = self.take(N)?;
         <[u8; N]>::try_from(s).map_err(|_| MsgError::BadLength { kind: self.kind })
     }
-    fn u8(&mut self) -> Result<u8, MsgError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, MsgError> {
         Ok(self.array::<1>()?[0])
     }
-    fn u16(&mut self) -> Result<u16, MsgError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, MsgError> {
         Ok(u16::from_be_bytes(self.array()?))
     }
-    fn u32(&mut self) -> Result<u32, MsgError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, MsgError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, MsgError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, MsgError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
-    fn addr(&mut self) -> Result<Ipv6Addr, MsgError> {
+    pub(crate) fn addr(&mut self) -> Result<Ipv6Addr, MsgError> {
         Ok(Ipv6Addr::from(self.array::<16>()?))
     }
-    fn flag(&mut self, what: &'static str) -> Result<bool, MsgError> {
+    pub(crate) fn flag(&mut self, what: &'static str) -> Result<bool, MsgError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(MsgError::BadValue(what)),
         }
     }
-    fn token(&mut self) -> Result<ExportedToken, MsgError> {
+    pub(crate) fn token(&mut self) -> Result<ExportedToken, MsgError> {
         Ok(ExportedToken {
             token: self.array()?,
             nonce_index: self.u16()?,
             age: Duration::from_micros(u64::from(self.u32()?)),
         })
     }
-    fn end(&self) -> Result<(), MsgError> {
+    pub(crate) fn end(&self) -> Result<(), MsgError> {
         if self.b.is_empty() {
             Ok(())
         } else {
@@ -239,27 +240,27 @@ impl<'a> Reader<'a> {
 
 /// Appends a body (the length is checked against [`MAX_FRAME`] after).
 #[derive(Default)]
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn addr(&mut self, a: Ipv6Addr) {
+    pub(crate) fn addr(&mut self, a: Ipv6Addr) {
         self.0.extend_from_slice(&a.octets());
     }
     /// Ages travel in microseconds (saturating at about 71 minutes, far
     /// beyond the 210 s a keygen token lives, RFC 6275 5.2.7).
-    fn token(&mut self, t: &ExportedToken) {
+    pub(crate) fn token(&mut self, t: &ExportedToken) {
         self.0.extend_from_slice(&t.token);
         self.u16(t.nonce_index);
         self.u32(u32::try_from(t.age.as_micros()).unwrap_or(u32::MAX));

@@ -315,6 +315,51 @@ impl Coordinator {
         self.placements.get(&client).map(|(m, s)| (m, *s))
     }
 
+    /// Records that `client` is served by `member` with Binding Update
+    /// sequence `sequence` (a new contact node learns the placements of
+    /// the old one from its replicated state).
+    /// At the contact node this is what a `Placed` message from `member`
+    /// does (its packets arriving the home path are forwarded there).
+    pub fn record_placement(&mut self, client: Ipv6Addr, member: MemberId, sequence: u16) {
+        if member == self.cfg.me.name {
+            self.placements.remove(&client);
+            return;
+        }
+        if self.is_contact() {
+            self.on_placed(&member, client, sequence);
+        } else if self.placements.contains_key(&client)
+            || self.placements.len() < self.cfg.max_clients
+        {
+            self.placements.insert(client, (member, sequence));
+        }
+    }
+
+    /// A member that is not the contact node tells it every client served
+    /// here (`Placed`), e.g. after a new contact node took X over: its
+    /// placements then come from the members themselves, not only from
+    /// the old contact's last replicated state.
+    pub fn announce_clients(&mut self, mn: &MobileNode) {
+        if self.is_contact() {
+            return;
+        }
+        let contact = self.cfg.contact.clone();
+        let served: Vec<Ipv6Addr> = self
+            .clients
+            .iter()
+            .filter(|(c, n)| **n > 0 && !self.is_moving(**c))
+            .map(|(c, _)| *c)
+            .collect();
+        for client in served {
+            let sequence = mn.next_sequence(client).unwrap_or(0);
+            self.send(&contact, HandoffMsg::Placed { client, sequence });
+        }
+    }
+
+    /// Every placement: client, member, sequence.
+    pub fn placements(&self) -> impl Iterator<Item = (Ipv6Addr, &MemberId, u16)> + '_ {
+        self.placements.iter().map(|(c, (m, s))| (*c, m, *s))
+    }
+
     /// The shell found `client` served here with `connections` connections
     /// (accepted on X, or still there after an aborted move).
     pub fn client_seen(&mut self, client: Ipv6Addr, connections: u32) {

@@ -70,6 +70,14 @@ pub enum HomeRegEvent {
     Deregistered,
     /// The registration's lifetime ran out before a refresh succeeded.
     Expired,
+    /// The home agent answered with status 135 while resynchronisation
+    /// is off ([`HomeRegistration::set_resync_allowed`]): someone else
+    /// registered the home address with a newer sequence number. The
+    /// client stopped (no deregistration).
+    Overtaken {
+        /// The home agent's last accepted sequence number.
+        sequence: u16,
+    },
     /// Gave up: rejected with `Some(status)`, or no answer (`None`).
     Failed {
         /// The rejecting status, if any.
@@ -136,6 +144,8 @@ pub struct HomeRegistration {
     clock_offset: i64,
     timestamp_resyncs: u32,
     last_mesg_id: Option<NtpTimestamp>,
+    /// Follow a BA 135 with a newer sequence number (RFC 6275 11.7.1).
+    resync: bool,
     stats: HomeRegistrationStats,
     actions: VecDeque<Action<HomeRegEvent>>,
 }
@@ -154,6 +164,7 @@ impl HomeRegistration {
             clock_offset: 0,
             timestamp_resyncs: 0,
             last_mesg_id: None,
+            resync: true,
             stats: HomeRegistrationStats::default(),
             actions: VecDeque::new(),
         }
@@ -222,6 +233,31 @@ impl HomeRegistration {
     pub fn set_coa(&mut self, now: Instant, wall: NtpTimestamp, coa: Ipv6Addr) {
         self.cfg.coa = coa;
         self.register(now, wall);
+    }
+
+    /// Switches to another MN-HA security association (key rotation, or
+    /// a takeover with a replicated key); used from the next BU on.
+    pub fn set_security_association(&mut self, spi: Spi, key: MnHaKey) {
+        self.cfg.spi = spi;
+        self.cfg.key = key;
+    }
+
+    /// Whether a BA with status 135 (sequence number out of window) is
+    /// followed by a retry with a newer number (the default, RFC 6275
+    /// 11.7.1), or reported as [`HomeRegEvent::Overtaken`]. An anycast
+    /// contact node turns it off once registered: a 135 then means that
+    /// another member took the address over, and resynchronising would
+    /// take it back.
+    pub fn set_resync_allowed(&mut self, allowed: bool) {
+        self.resync = allowed;
+    }
+
+    /// Stops without deregistering: no refresh, no retransmission (the
+    /// registration now belongs to someone else).
+    pub fn abandon(&mut self) {
+        self.goal = Goal::Idle;
+        self.out = None;
+        self.reg = None;
     }
 
     /// Deletes the registration (lifetime 0), e.g. on shutdown.
@@ -390,6 +426,13 @@ impl HomeRegistration {
                 debug!(offset = self.clock_offset, "home agent clock offset");
                 self.out = None;
                 self.send_bu(now, wall, None);
+            }
+            BaStatus::SequenceNumberOutOfWindow if !self.resync => {
+                self.drop(DropReason::SequenceOutOfWindow);
+                self.abandon();
+                self.event(HomeRegEvent::Overtaken {
+                    sequence: ba.sequence,
+                });
             }
             BaStatus::SequenceNumberOutOfWindow => {
                 self.stats.resyncs += 1;

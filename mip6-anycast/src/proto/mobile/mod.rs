@@ -382,6 +382,13 @@ impl MobileNode {
         });
     }
 
+    /// Switches how home keygen tokens are obtained (an anycast member
+    /// that becomes the contact node runs home tests itself from now on,
+    /// one that steps down asks the contact node).
+    pub fn set_home_test_mode(&mut self, mode: HomeTestMode) {
+        self.ctx.cfg.home_test = mode;
+    }
+
     /// Stops every registration activity for `cn` (no Binding Update,
     /// refresh or test retransmission from here, except a home test the
     /// contact node runs for another member) but keeps the entry with its
