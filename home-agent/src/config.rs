@@ -17,6 +17,11 @@
 //! key = "00112233..."
 //! # group_secret_file = "..."    # ... or derived via the HKDF hierarchy
 //! ```
+//!
+//! A home address may be listed more than once with different SPIs: each
+//! SA is accepted. That is how a key is rotated without downtime (the
+//! contact node's `ctl rotate-key` moves to the new SA; the old entry is
+//! removed afterwards).
 
 use std::collections::HashSet;
 use std::net::Ipv6Addr;
@@ -135,7 +140,6 @@ impl DaemonConfig for HaConfig {
             ));
         }
         let prefixes = self.prefixes();
-        let mut seen = HashSet::new();
         let mut spis = HashSet::new();
         let mut sas = Vec::new();
         for (i, e) in self.home_addresses.iter_mut().enumerate() {
@@ -145,12 +149,6 @@ impl DaemonConfig for HaConfig {
                 return Err(err(
                     &format!("{at}address"),
                     format!("{} is outside every home.prefix", e.address),
-                ));
-            }
-            if !seen.insert(e.address) {
-                return Err(err(
-                    &format!("{at}address"),
-                    format!("{} is listed twice", e.address),
                 ));
             }
             if let Some(p) = &mut e.group_secret_file {
@@ -166,7 +164,7 @@ impl DaemonConfig for HaConfig {
             if !spis.insert(spi) {
                 return Err(err(
                     &format!("{at}spi"),
-                    format!("SPI {} is used by another home address", spi.0),
+                    format!("SPI {} is listed twice", spi.0),
                 ));
             }
             sas.push(SecurityAssociation {

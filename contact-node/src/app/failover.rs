@@ -450,6 +450,8 @@ impl ContactApp {
             "rotation": self.fo.rotation.as_ref().map(|(k, v)| json!({"spi": k.spi.0, "version": v, "switching": self.fo.rotating})),
             "snapshot_version": f.snapshot().map(|(_, v)| v),
             "snapshot_clients": f.snapshot().map(|(s, _)| s.clients.len()),
+            "snapshot_spi": f.snapshot().map(|(s, _)| s.key.spi.0),
+            "snapshot_next_spi": f.snapshot().and_then(|(s, _)| s.next_key.as_ref().map(|k| k.spi.0)),
             "snapshot_clients_at_members": f.snapshot().map(|(s, _)| {
                 s.clients.iter().filter(|c| Some(&c.served_by) != f.contact()).count()
             }),

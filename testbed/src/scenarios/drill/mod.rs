@@ -111,7 +111,7 @@ pub(crate) fn client_coa(session: &Session, cn_daemon: &str) -> Option<Ipv6Addr>
 }
 
 /// Waits until K is registered and every backup holds its state.
-pub(crate) fn wait_ready(session: &Session) -> anyhow::Result<()> {
+pub fn wait_ready(session: &Session) -> anyhow::Result<()> {
     wait_for(Duration::from_secs(20), Duration::from_millis(20), || {
         let f = session.ctl(K, "failover").ok()?;
         (f.get("registered")? == &Value::Bool(true)).then_some(())
