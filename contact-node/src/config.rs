@@ -65,8 +65,8 @@ use std::time::Duration;
 
 use mip6_anycast::crypto::{GroupSecret, MAX_RR_BINDING_LIFETIME};
 use mip6_anycast::daemon::config::{
-    ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, KeyMaterial, Seconds,
-    check_unicast, resolve_path, validate_shell,
+    ConfigError, DaemonConfig, DaemonSection, EngineSection, HexKey, KeyMaterial, OneOrMany,
+    Seconds, check_unicast, resolve_path, validate_shell,
 };
 use mip6_anycast::proto::failover::RegistrationKey;
 use mip6_anycast::proto::handoff::Policy;
@@ -82,8 +82,9 @@ pub struct ContactConfig {
     /// `[engine]`.
     #[serde(default)]
     pub engine: EngineSection,
-    /// `[anycast]`.
-    pub anycast: AnycastSection,
+    /// `[anycast]`, or `[[anycast]]` for several anycast addresses (each
+    /// with its own contact node and backups).
+    pub anycast: OneOrMany<AnycastSection>,
     /// `[route_optimization]`.
     #[serde(default)]
     pub route_optimization: RoSection,
@@ -92,11 +93,40 @@ pub struct ContactConfig {
     pub services: ServicesSection,
     /// `[group]`.
     pub group: Option<GroupSection>,
-    /// The resolved MN-HA security association (filled by validation;
-    /// `None` for a group member without the contact role that names no
-    /// key material: it gets the key from the contact node).
+    /// Per anycast address, the resolved MN-HA security association
+    /// (filled by validation; `None` for a member that is not that
+    /// address's contact node and names no key material: it gets the key
+    /// from the contact node).
     #[serde(skip)]
-    pub sa: Option<RegistrationKey>,
+    pub sa: Vec<Option<RegistrationKey>>,
+    /// Per anycast address, its contact node, backups and node-channel
+    /// port (filled by validation when there is a `[group]`).
+    #[serde(skip)]
+    pub roles: Vec<AnycastRoles>,
+}
+
+/// Who serves one anycast address in the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnycastRoles {
+    /// The configured contact node.
+    pub contact: String,
+    /// Its backups, in order of priority.
+    pub backups: Vec<String>,
+    /// The node channel's TCP port for this address.
+    pub port: u16,
+}
+
+impl AnycastRoles {
+    /// The contact node then its backups (empty without backups: no
+    /// failover).
+    pub fn succession(&self) -> Vec<String> {
+        if self.backups.is_empty() {
+            return Vec::new();
+        }
+        std::iter::once(self.contact.clone())
+            .chain(self.backups.iter().cloned())
+            .collect()
+    }
 }
 
 /// `[anycast]`.
@@ -120,6 +150,15 @@ pub struct AnycastSection {
     /// Put X on `lo` at start (and remove it at stop if it was added).
     #[serde(default = "yes")]
     pub manage_address: bool,
+    /// With a `[group]`: this address's contact node (default: the member
+    /// with the `contact` role).
+    pub contact: Option<String>,
+    /// ... and its backups by priority (default: the members with the
+    /// `backup` role, in order).
+    pub backups: Option<Vec<String>>,
+    /// ... and the node channel's port for it (default `group.port` plus
+    /// the entry's index).
+    pub group_port: Option<u16>,
 }
 
 fn yes() -> bool {
@@ -282,23 +321,29 @@ impl GroupSection {
         self.me().is_some_and(|m| m.has(RoleName::Contact))
     }
 
-    /// The contact node, then the backups in configuration order (empty
-    /// when no member is a backup: no failover).
-    pub fn succession(&self) -> Vec<String> {
-        let backups: Vec<String> = self
-            .members
-            .iter()
-            .filter(|m| m.has(RoleName::Backup) && !m.has(RoleName::Contact))
-            .map(|m| m.name.clone())
-            .collect();
-        if backups.is_empty() {
-            return Vec::new();
-        }
-        self.contact()
-            .map(|c| c.name.clone())
-            .into_iter()
-            .chain(backups)
-            .collect()
+    /// The roles of anycast entry `i`: its own names, else the members'
+    /// roles.
+    fn roles_for(&self, i: usize, a: &AnycastSection) -> Option<AnycastRoles> {
+        let contact = a
+            .contact
+            .clone()
+            .or_else(|| self.contact().map(|m| m.name.clone()))?;
+        let backups = a.backups.clone().unwrap_or_else(|| {
+            self.members
+                .iter()
+                .filter(|m| m.has(RoleName::Backup) && m.name != contact)
+                .map(|m| m.name.clone())
+                .collect()
+        });
+        let port = a.group_port.unwrap_or_else(|| {
+            self.port
+                .saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
+        });
+        Some(AnycastRoles {
+            contact,
+            backups,
+            port,
+        })
     }
 
     /// Heartbeat interval.
@@ -361,10 +406,12 @@ impl GroupSection {
             .iter()
             .filter(|m| m.has(RoleName::Contact))
             .count();
-        if contacts != 1 {
+        if contacts > 1 {
             return Err(err(
                 "group.member",
-                format!("exactly one member must have the contact role ({contacts} have)"),
+                format!(
+                    "at most one member may have the contact role ({contacts} have; name each anycast address's contact instead)"
+                ),
             ));
         }
         if self.port == 0 {
@@ -478,52 +525,89 @@ impl DaemonConfig for ContactConfig {
     fn validate(&mut self, file: &Path, base: &Path) -> Result<(), ConfigError> {
         let err = |f: &str, m: String| ConfigError::field(file, f, m);
         validate_shell(&mut self.daemon, &self.engine, file, base)?;
-        let a = &mut self.anycast;
-        for (f, v) in [
-            ("anycast.address", a.address),
-            ("anycast.care_of_address", a.care_of_address),
-            ("anycast.home_agent", a.home_agent),
-        ] {
-            check_unicast(file, f, v)?;
+        require(
+            !self.anycast.0.is_empty(),
+            file,
+            "anycast",
+            "at least one anycast address",
+        )?;
+        let many = self.anycast.0.len() > 1;
+        let mut seen = std::collections::HashSet::new();
+        let mut sas = Vec::new();
+        let mut roles = Vec::new();
+        for (i, a) in self.anycast.0.iter_mut().enumerate() {
+            let at = if many {
+                format!("anycast[{i}].")
+            } else {
+                "anycast.".to_string()
+            };
+            validate_anycast(a, &at, file, base)?;
+            if !seen.insert(a.address) {
+                return Err(err(
+                    &format!("{at}address"),
+                    format!("{} is listed twice", a.address),
+                ));
+            }
+            let r = match &self.group {
+                Some(g) => Some(g.roles_for(i, a).ok_or_else(|| {
+                    err(
+                        &format!("{at}contact"),
+                        "name the contact node (no member has the contact role)".into(),
+                    )
+                })?),
+                None => None,
+            };
+            if let (Some(g), Some(r)) = (&self.group, &r) {
+                for (f, name) in std::iter::once(("contact", &r.contact))
+                    .chain(r.backups.iter().map(|b| ("backups", b)))
+                {
+                    if !g.members.iter().any(|m| m.name == *name) {
+                        return Err(err(
+                            &format!("{at}{f}"),
+                            format!("{name:?} is not a member"),
+                        ));
+                    }
+                }
+                if r.backups.contains(&r.contact) {
+                    return Err(err(
+                        &format!("{at}backups"),
+                        "the contact node cannot be its own backup".into(),
+                    ));
+                }
+                if r.port == 0 || (i > 0 && roles.iter().any(|o: &AnycastRoles| o.port == r.port)) {
+                    return Err(err(
+                        &format!("{at}group_port"),
+                        format!("port {} is 0 or used by another anycast address", r.port),
+                    ));
+                }
+            }
+            let km = KeyMaterial {
+                spi: a.spi,
+                key: a.key.clone(),
+                group_secret_file: a.group_secret_file.clone(),
+            };
+            // Backups and acceptors may leave the key out: the contact
+            // node shares it over the node channel (seed 004 4.2.1).
+            let keyless = a.spi.is_none() && a.key.is_none() && a.group_secret_file.is_none();
+            let needs_key = match (&self.group, &r) {
+                (Some(g), Some(r)) => r.contact == g.me,
+                _ => true,
+            };
+            sas.push(if keyless && !needs_key {
+                None
+            } else {
+                let (spi, raw) = km.resolve_raw(file, &at, a.address, None)?;
+                Some(
+                    RegistrationKey::new(spi, &raw)
+                        .map_err(|e| err(&format!("{at}key"), e.to_string()))?,
+                )
+            });
+            if let Some(r) = r {
+                roles.push(r);
+            }
         }
-        if a.care_of_address == a.address {
-            return Err(err(
-                "anycast.care_of_address",
-                "must differ from the anycast address (that would be at home)".into(),
-            ));
-        }
-        if a.home_agent == a.address || a.home_agent == a.care_of_address {
-            return Err(err(
-                "anycast.home_agent",
-                "must differ from the anycast and care-of addresses".into(),
-            ));
-        }
-        let l = a.lifetime();
-        // The Lifetime field counts units of 4 s (RFC 6275 6.1.7).
-        if l < Duration::from_secs(4) || l > Duration::from_secs(4 * 65_535) {
-            return Err(err(
-                "anycast.lifetime_s",
-                format!("{l:?} is outside 4 ..= 262140 s (RFC 6275 6.1.7)"),
-            ));
-        }
-        if let Some(p) = &mut a.group_secret_file {
-            *p = resolve_path(base, p);
-        }
-        let km = KeyMaterial {
-            spi: a.spi,
-            key: a.key.clone(),
-            group_secret_file: a.group_secret_file.clone(),
-        };
-        // Backups and acceptors may leave the key out: the contact node
-        // shares it over the node channel (seed 004 4.2.1).
-        let keyless = a.spi.is_none() && a.key.is_none() && a.group_secret_file.is_none();
-        let needs_key = self.group.as_ref().is_none_or(GroupSection::is_contact);
-        self.sa = if keyless && !needs_key {
-            None
-        } else {
-            let (spi, raw) = km.resolve_raw(file, "anycast.", a.address, None)?;
-            Some(RegistrationKey::new(spi, &raw).map_err(|e| err("anycast.key", e.to_string()))?)
-        };
+        self.sa = sas;
+        self.roles = roles;
         let ro = &self.route_optimization;
         if ro.lifetime() < Duration::from_secs(4) || ro.lifetime() > MAX_RR_BINDING_LIFETIME {
             return Err(err(
@@ -576,10 +660,77 @@ impl DaemonConfig for ContactConfig {
                 "must be a process id (> 0)".into(),
             ));
         }
-        let coa = self.anycast.care_of_address;
         if let Some(g) = &mut self.group {
+            for (i, a) in self.anycast.0.iter().enumerate() {
+                let at = if many {
+                    format!("anycast[{i}]")
+                } else {
+                    "anycast".into()
+                };
+                if let Some(me) = g.me()
+                    && me.care_of_address != a.care_of_address
+                {
+                    return Err(err(
+                        "group.me",
+                        format!(
+                            "member {:?} has care-of address {} but {at}.care_of_address is {}",
+                            g.me, me.care_of_address, a.care_of_address
+                        ),
+                    ));
+                }
+            }
+            let coa = self.anycast.0[0].care_of_address;
             g.validate(file, base, coa)?;
         }
         Ok(())
     }
+}
+
+fn require(ok: bool, file: &Path, field: &str, what: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::field(file, field, format!("needs {what}")))
+    }
+}
+
+/// The checks of one `[anycast]` entry (`at` is its field path prefix).
+fn validate_anycast(
+    a: &mut AnycastSection,
+    at: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<(), ConfigError> {
+    let err = |f: &str, m: String| ConfigError::field(file, format!("{at}{f}"), m);
+    for (f, v) in [
+        ("address", a.address),
+        ("care_of_address", a.care_of_address),
+        ("home_agent", a.home_agent),
+    ] {
+        check_unicast(file, &format!("{at}{f}"), v)?;
+    }
+    if a.care_of_address == a.address {
+        return Err(err(
+            "care_of_address",
+            "must differ from the anycast address (that would be at home)".into(),
+        ));
+    }
+    if a.home_agent == a.address || a.home_agent == a.care_of_address {
+        return Err(err(
+            "home_agent",
+            "must differ from the anycast and care-of addresses".into(),
+        ));
+    }
+    let l = a.lifetime();
+    // The Lifetime field counts units of 4 s (RFC 6275 6.1.7).
+    if l < Duration::from_secs(4) || l > Duration::from_secs(4 * 65_535) {
+        return Err(err(
+            "lifetime_s",
+            format!("{l:?} is outside 4 ..= 262140 s (RFC 6275 6.1.7)"),
+        ));
+    }
+    if let Some(p) = &mut a.group_secret_file {
+        *p = resolve_path(base, p);
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@
 //! - a contact node that comes back (thawed after a freeze, or restarted
 //!   after a crash) does not take the anycast address back: it follows the
 //!   newer epoch and becomes a backup; the home agent keeps the new
-//!   contact's registration and new connections keep working;
+//!   contact's registration, new connections keep working, and the new
+//!   contact does the contact's duties (route optimization of a new
+//!   client through its home registration, a handoff with a live stream);
 //! - key rotation without downtime: `ctl rotate-key` reaches the backups
 //!   first, then K re-registers with the new SA while streams run; a later
 //!   takeover registers with the rotated key.
@@ -69,6 +71,54 @@ fn new_connection_works(s: &Session) {
     assert!(t.is_some(), "no new connection to X");
 }
 
+/// The new contact node A does the contact's duties: a new client C1 is
+/// route-optimized to it (home test through its registration), and A hands
+/// C1 with a live stream to B.
+fn new_contact_hands_a_client_off(s: &Session) {
+    let worker = s.lab.worker("C1").unwrap();
+    let cfg = mip6_anycast::testsvc::ClientConfig {
+        seed: 11,
+        up_rate: 64 << 10,
+        down_rate: 64 << 10,
+        ..Default::default()
+    };
+    let stream = worker
+        .handle()
+        .block_on(worker.spawn(mip6_anycast::testsvc::TestClient::connect(
+            SocketAddr::from((X, 9000)),
+            cfg,
+        )))
+        .unwrap()
+        .unwrap();
+    let coa = |s: &Session| {
+        s.ctl("mip6-cn-C1", "bindings")
+            .ok()?
+            .as_array()?
+            .iter()
+            .find(|b| b["hoa"] == X.to_string())
+            .and_then(|b| b["coa"].as_str().map(str::to_string))
+    };
+    wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        (coa(s).as_deref() == Some(COA_A)).then_some(())
+    })
+    .expect("C1 route-optimized to the new contact A");
+    let sock = s.control_socket(A).unwrap();
+    testbed::scenarios::daemons::ctl_args_at(
+        &sock,
+        "handoff",
+        json!({"client": "2001:db8:11::10", "member": "B"}),
+    )
+    .expect("the new contact hands C1 off");
+    wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        (coa(s).as_deref() == Some("2001:db8:5::10")).then_some(())
+    })
+    .expect("C1 bound to B");
+    std::thread::sleep(Duration::from_millis(500));
+    let rep = stream.report();
+    assert!(rep.end.is_none() && rep.mismatches == 0, "{rep:?}");
+    let _ = worker.handle().block_on(worker.spawn(stream.stop()));
+}
+
 #[test]
 fn a_returning_contact_node_does_not_take_x_back() {
     require_root!("a_returning_contact_node_does_not_take_x_back");
@@ -97,6 +147,7 @@ fn a_returning_contact_node_does_not_take_x_back() {
     assert_eq!(failover(&s, A)["role"], "contact");
     assert_eq!(failover(&s, B)["contact"], "A");
     new_connection_works(&s);
+    new_contact_hands_a_client_off(&s);
 
     // Crash K and start it again: it starts as the configured contact
     // node, hears epoch 1 from the group and stays a backup.
@@ -161,8 +212,7 @@ fn the_registration_key_rotates_without_downtime() {
     assert_eq!(ha_binding(&s)["spi"], 4242);
     let r = s
         .ctl(K, "rotate-key")
-        .err()
-        .expect("rotate-key without args is refused");
+        .expect_err("rotate-key without args is refused");
     assert!(r.contains("spi"), "{r}");
     let sock = s.control_socket(K).unwrap();
     testbed::scenarios::daemons::ctl_args_at(
@@ -194,7 +244,11 @@ fn the_registration_key_rotates_without_downtime() {
     s.kill_daemon(K).unwrap();
     wait_took_over(&s, A);
     let b = ha_binding(&s);
-    assert_eq!((b["coa"].clone(), b["spi"].clone()), (json!(COA_A), json!(4343)), "{b:#}");
+    assert_eq!(
+        (b["coa"].clone(), b["spi"].clone()),
+        (json!(COA_A), json!(4343)),
+        "{b:#}"
+    );
     new_connection_works(&s);
     let _ = worker.handle().block_on(worker.spawn(stream.stop()));
     let report = s.stop();

@@ -185,7 +185,7 @@ impl ContactApp {
             "anycast": self.x,
             "care_of_address": self.coa,
             "home_agent": self.ha,
-            "role": "contact",
+            "role": if self.is_contact { "contact" } else { "member" },
             "home_registration": {
                 "registered": self.is_registered(),
                 "lifetime_left_s": self.registered.map(|t| t.saturating_duration_since(now).as_secs_f64()),

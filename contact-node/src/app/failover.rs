@@ -218,6 +218,9 @@ impl ContactApp {
             self.home.set_resync_allowed(true);
             warn!(epoch, coa = %self.coa, "taking the anycast address over");
         } else {
+            // A newer registration at the home agent means a backup took
+            // X over while we were away: never resynchronise past it.
+            self.home.set_resync_allowed(false);
             info!(epoch, "contact node: registering X");
         }
         self.is_contact = true;

@@ -61,7 +61,7 @@ use tcp_handoff::{
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::{GroupSection, RoleName};
+use crate::config::{AnycastRoles, GroupSection, RoleName};
 use envelope::Envelope;
 use services::Movable;
 
@@ -153,14 +153,18 @@ pub struct GroupShell {
     probe_id: u16,
 }
 
-/// The member list in both forms (channel, coordinator).
-fn members(cfg: &GroupSection) -> anyhow::Result<(Vec<GroupMember>, Vec<MemberInfo>)> {
+/// The member list in both forms (channel, coordinator), with the roles
+/// they have for one anycast address.
+fn members(
+    cfg: &GroupSection,
+    x_roles: &AnycastRoles,
+) -> anyhow::Result<(Vec<GroupMember>, Vec<MemberInfo>)> {
     let mut g = Vec::new();
     let mut c = Vec::new();
     for m in &cfg.members {
         let roles = Roles {
-            contact: m.has(RoleName::Contact),
-            backup: m.has(RoleName::Backup),
+            contact: m.name == x_roles.contact,
+            backup: x_roles.backups.contains(&m.name),
             acceptor: m.has(RoleName::Acceptor),
         };
         g.push(GroupMember {
@@ -173,7 +177,7 @@ fn members(cfg: &GroupSection) -> anyhow::Result<(Vec<GroupMember>, Vec<MemberIn
                     acceptor: roles.acceptor,
                 },
             },
-            channel: SocketAddr::from((m.care_of_address, cfg.port)),
+            channel: SocketAddr::from((m.care_of_address, x_roles.port)),
         });
         c.push(MemberInfo {
             name: MemberId::new(m.name.clone())
@@ -191,13 +195,14 @@ impl GroupShell {
     pub async fn start(
         cfg: &GroupSection,
         x: Ipv6Addr,
+        x_roles: &AnycastRoles,
         rng: &mut dyn RandomSource,
     ) -> anyhow::Result<(GroupShell, mpsc::Receiver<GroupEvent>)> {
         let secret = cfg
             .group_secret
             .as_ref()
             .context("the group secret was not loaded")?;
-        let (gm, infos) = members(cfg)?;
+        let (gm, infos) = members(cfg, x_roles)?;
         let me_info = infos
             .iter()
             .find(|m| m.name.as_str() == cfg.me)

@@ -375,7 +375,7 @@ impl<'de> Deserialize<'de> for Ipv6Prefix {
 }
 
 /// One value or a list of them (`prefix = "a/64"` or `prefix = ["a/64",
-/// "b/64"]`).
+/// "b/64"]`), or a table or an array of tables (`[x]` or `[[x]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct OneOrMany<T>(pub Vec<T>);
@@ -390,6 +390,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 T::deserialize(de::value::StrDeserializer::new(v)).map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| OneOrMany(vec![t]))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();

@@ -33,8 +33,12 @@
 //!    answers it with its own heartbeat at once, so the claimant steps
 //!    down.
 //! 6. **No stealing back.** A configured contact node starts in
-//!    [`Role::Starting`]: it registers only after hearing that the group
-//!    still follows it at epoch 0, or after `dead_after` of silence. A
+//!    [`Role::Starting`]: it registers only after hearing a quorum of
+//!    members (itself included) that all still follow it at epoch 0, or
+//!    after `start_hold` without hearing any newer claim (the whole group
+//!    starting). Its first registration does not resynchronise on a BA
+//!    135 either (the shell's rule): a newer registration at the home
+//!    agent means someone took over while it was away. A
 //!    contact whose registration is overtaken at the home agent (BA status
 //!    135: someone registered X with a newer sequence number) steps down
 //!    ([`Failover::overtaken`]) and may not take over again for
@@ -88,12 +92,15 @@ pub struct FailoverConfig {
     pub quorum: usize,
     /// After being overtaken, no takeover for this long.
     pub hold_down: Duration,
+    /// How long a configured contact node that hears no quorum waits
+    /// before it registers anyway.
+    pub start_hold: Duration,
 }
 
 impl FailoverConfig {
     /// Defaults: heartbeat 100 ms, gone after 3 missed, quorum a majority
     /// of the members (1 for a group of two: a partition cannot be told
-    /// from a crash there), hold-down 10 x `dead_after`.
+    /// from a crash there), hold-down and start hold 10 x `dead_after`.
     #[must_use]
     pub fn new(
         me: MemberId,
@@ -112,6 +119,7 @@ impl FailoverConfig {
             dead_after: heartbeat * 3,
             quorum,
             hold_down: heartbeat * 30,
+            start_hold: heartbeat * 30,
         }
     }
 }
@@ -211,6 +219,9 @@ pub struct FailoverStats {
 struct Heard {
     at: Instant,
     held: u64,
+    /// The epoch and contact node it follows.
+    epoch: u64,
+    contact: MemberId,
 }
 
 /// The failover machine of one member for one anycast address.
@@ -222,6 +233,9 @@ pub struct Failover {
     contact: Option<MemberId>,
     /// Last heartbeat of the followed contact node claiming the role.
     contact_heard: Instant,
+    /// Whether the followed contact node was ever heard (a configured
+    /// contact that never showed up gets `start_hold`, not `dead_after`).
+    contact_ever_heard: bool,
     lost_reported: bool,
     started: Instant,
     next_heartbeat: Instant,
@@ -252,6 +266,7 @@ impl Failover {
             epoch: 0,
             contact: configured,
             contact_heard: now,
+            contact_ever_heard: false,
             lost_reported: false,
             started: now,
             next_heartbeat: now,
@@ -332,9 +347,9 @@ impl Failover {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut t = self.next_heartbeat;
         match self.role {
-            Role::Starting => t = t.min(self.started + self.cfg.dead_after),
+            Role::Starting => t = t.min(self.started + self.cfg.start_hold),
             Role::Backup | Role::Member if !self.lost_reported => {
-                t = t.min(self.contact_heard + self.cfg.dead_after);
+                t = t.min(self.contact_heard + self.silence_limit());
             }
             _ => {}
         }
@@ -350,7 +365,7 @@ impl Failover {
             self.hold_down_until = None;
         }
         match self.role {
-            Role::Starting if now >= self.started + self.cfg.dead_after => {
+            Role::Starting if now >= self.started + self.cfg.start_hold => {
                 self.become_contact(now, false);
             }
             Role::Backup | Role::Member => self.check_contact(now),
@@ -375,14 +390,23 @@ impl Failover {
             FailoverMsg::Heartbeat {
                 epoch,
                 contact,
-                is_contact,
                 held,
                 ..
             } => {
                 self.stats.heartbeats_received += 1;
-                self.heard.insert(from.clone(), Heard { at: now, held });
-                // Only the contact node itself vouches for its liveness.
-                let claims = is_contact && contact == *from;
+                self.heard.insert(
+                    from.clone(),
+                    Heard {
+                        at: now,
+                        held,
+                        epoch,
+                        contact: contact.clone(),
+                    },
+                );
+                // Only the contact node itself vouches for its liveness
+                // (registered, or a configured contact still starting:
+                // `is_contact` tells which, for operators).
+                let claims = contact == *from;
                 self.on_claim(now, from, epoch, contact, claims);
             }
             FailoverMsg::State {
@@ -474,14 +498,25 @@ impl Failover {
         claims: bool,
     ) {
         if self.role == Role::Starting && epoch == 0 && contact == self.cfg.me {
-            // The group still follows us: start at once.
-            self.become_contact(now, false);
+            // Start once a quorum still follows us at epoch 0.
+            let live: Vec<&Heard> = self
+                .heard
+                .values()
+                .filter(|h| now.saturating_duration_since(h.at) < self.cfg.dead_after)
+                .collect();
+            let following = live
+                .iter()
+                .all(|h| h.epoch == 0 && h.contact == self.cfg.me);
+            if following && 1 + live.len() >= self.cfg.quorum {
+                self.become_contact(now, false);
+            }
             return;
         }
         let followed = self.contact.as_ref() == Some(&contact) && epoch == self.epoch;
         if followed {
             if claims {
                 self.contact_heard = now;
+                self.contact_ever_heard = true;
                 self.lost_reported = false;
             } else if self.role == Role::Contact && epoch < self.epoch {
                 self.heartbeat_to(from.clone());
@@ -495,6 +530,7 @@ impl Failover {
             // Heard of through another member or from itself: either way
             // it gets `dead_after` to show up before it counts as lost.
             self.contact_heard = now;
+            self.contact_ever_heard = true;
             self.lost_reported = false;
             if was_contact {
                 self.step_down(Some(contact));
@@ -527,9 +563,20 @@ impl Failover {
         self.heartbeat_all();
     }
 
+    /// How long the followed contact may be silent: `dead_after`, or
+    /// `start_hold` for the configured contact before it was ever heard
+    /// (daemons of a group do not start at the same instant).
+    fn silence_limit(&self) -> Duration {
+        if self.epoch == 0 && !self.contact_ever_heard {
+            self.cfg.start_hold.max(self.cfg.dead_after)
+        } else {
+            self.cfg.dead_after
+        }
+    }
+
     fn check_contact(&mut self, now: Instant) {
         let silent = now.saturating_duration_since(self.contact_heard);
-        if silent < self.cfg.dead_after {
+        if silent < self.silence_limit() {
             return;
         }
         if !self.lost_reported {

@@ -451,3 +451,29 @@ fn registration_key_debug_is_redacted() {
     assert!(!format!("{k:?}").contains("very"));
     assert!(RegistrationKey::new(Spi(1), &[]).is_err());
 }
+
+#[test]
+fn a_late_starting_contact_is_waited_for_and_not_replaced() {
+    // K's daemon starts a second after the others (a loaded machine):
+    // the backups wait `start_hold` for a contact never heard, K hears
+    // the group still at epoch 0 and registers; nobody takes over.
+    let mut net = Net::new(&["K", "A", "B"], &["K", "A", "B"]);
+    net.stopped.insert(id("K"));
+    net.run_for(Duration::from_millis(1000));
+    net.thaw("K");
+    net.restart("K");
+    net.run_for(Duration::from_millis(500));
+    assert!(net.takeovers().is_empty(), "{:?}", net.takeovers());
+    assert_eq!(net.contacts(), vec![id("K")]);
+    // A configured contact that never comes is replaced after start_hold.
+    let mut net = Net::new(&["K", "A", "B"], &["K", "A", "B"]);
+    net.kill("K");
+    net.run_for(Duration::from_millis(2000));
+    assert!(
+        net.takeovers().is_empty(),
+        "before start_hold: {:?}",
+        net.takeovers()
+    );
+    net.run_for(Duration::from_millis(2000));
+    assert_eq!(net.takeovers(), vec![(id("A"), 1)]);
+}
