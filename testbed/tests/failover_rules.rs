@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use daemon_support::{TempDir, family, require_binaries};
+use mip6_anycast::engine::netns::NetnsWorker;
 use mip6_anycast::require_root;
+use mip6_anycast::testsvc::{ClientConfig, TestClient};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use testbed::lab::LabOptions;
@@ -71,25 +73,28 @@ fn new_connection_works(s: &Session) {
     assert!(t.is_some(), "no new connection to X");
 }
 
-/// The new contact node A does the contact's duties: a new client C1 is
-/// route-optimized to it (home test through its registration), and A hands
-/// C1 with a live stream to B.
-fn new_contact_hands_a_client_off(s: &Session) {
-    let worker = s.lab.worker("C1").unwrap();
-    let cfg = mip6_anycast::testsvc::ClientConfig {
-        seed: 11,
+/// A sequence-checked stream from `host` to X (64 KiB/s each way).
+fn open_stream(s: &Session, host: &str, seed: u64) -> (NetnsWorker, TestClient) {
+    let worker = s.lab.worker(host).unwrap();
+    let cfg = ClientConfig {
+        seed,
         up_rate: 64 << 10,
         down_rate: 64 << 10,
         ..Default::default()
     };
     let stream = worker
         .handle()
-        .block_on(worker.spawn(mip6_anycast::testsvc::TestClient::connect(
-            SocketAddr::from((X, 9000)),
-            cfg,
-        )))
+        .block_on(worker.spawn(TestClient::connect(SocketAddr::from((X, 9000)), cfg)))
         .unwrap()
         .unwrap();
+    (worker, stream)
+}
+
+/// The new contact node A does the contact's duties: a new client C1 is
+/// route-optimized to it (home test through its registration), and A hands
+/// C1 with a live stream to B.
+fn new_contact_hands_a_client_off(s: &Session) {
+    let (worker, stream) = open_stream(s, "C1", 11);
     let coa = |s: &Session| {
         s.ctl("mip6-cn-C1", "bindings")
             .ok()?
@@ -194,21 +199,7 @@ fn the_registration_key_rotates_without_downtime() {
     let out = TempDir::new("rotate");
     let s = start("rotate", &out, &toml);
     // A stream runs through the rotation.
-    let worker = s.lab.worker("C2").unwrap();
-    let cfg = mip6_anycast::testsvc::ClientConfig {
-        seed: 7,
-        up_rate: 64 << 10,
-        down_rate: 64 << 10,
-        ..Default::default()
-    };
-    let stream = worker
-        .handle()
-        .block_on(worker.spawn(mip6_anycast::testsvc::TestClient::connect(
-            SocketAddr::from((X, 9000)),
-            cfg,
-        )))
-        .unwrap()
-        .unwrap();
+    let (worker, stream) = open_stream(&s, "C2", 7);
     assert_eq!(ha_binding(&s)["spi"], 4242);
     let r = s
         .ctl(K, "rotate-key")
