@@ -36,6 +36,7 @@ pub const TARGETS: &[&str] = &[
     "repr_roundtrip",
     "inspect_pcap",
     "handoff_msg",
+    "failover_msg",
 ];
 
 /// Runs the check of `target` on `data`; `false` for an unknown target.
@@ -51,6 +52,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "repr_roundtrip" => repr_roundtrip(data),
         "inspect_pcap" => inspect_pcap(data),
         "handoff_msg" => handoff_msg(data),
+        "failover_msg" => failover_msg(data),
         _ => return false,
     }
     true
@@ -698,5 +700,60 @@ pub fn handoff_msg(data: &[u8]) {
         assert!(d == 0 && a <= 4, "in progress {d} {a}");
         assert!(co.clients().count() <= 16);
         rest = &tail[len..];
+    }
+}
+
+/// `[control][u32 length][frame]` records: the control octet's low 2 bits
+/// name the sender (the contact node k, backup b, a stranger), the rest
+/// advances the clock in 20 ms steps. Each frame: `FailoverMsg::parse`
+/// never panics and what decodes re-encodes to the same octets; a backup's
+/// `Failover` fed every record (and its timers) never panics, keeps its
+/// epoch monotonic and never holds a snapshot from anyone but the contact
+/// node it follows.
+pub fn failover_msg(data: &[u8]) {
+    use mip6_anycast::proto::failover::{Failover, FailoverConfig, FailoverMsg};
+    use mip6_anycast::proto::handoff::MemberId;
+    use std::time::{Duration, Instant};
+
+    if let Ok(m) = FailoverMsg::parse(data) {
+        assert_eq!(m.to_bytes(), data);
+    }
+    let hoa = Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1);
+    let names = ["k", "a", "b"].map(|n| MemberId::new(n).unwrap_or_else(|_| unreachable!()));
+    let stranger = MemberId::new("mallory").unwrap_or_else(|_| unreachable!());
+    let mut now = Instant::now();
+    let cfg = FailoverConfig::new(names[1].clone(), hoa, names.to_vec(), names.to_vec());
+    let mut f = Failover::new(cfg, now);
+    let mut rest = data;
+    let mut epoch = 0;
+    while let Some((&control, tail)) = rest.split_first() {
+        let Some((len, tail)) = tail.split_first_chunk::<4>() else {
+            break;
+        };
+        let len = (u32::from_be_bytes(*len) as usize).min(tail.len());
+        let (frame, tail) = tail.split_at(len);
+        let from = match control & 3 {
+            0 => &names[0],
+            1 => &names[2],
+            _ => &stranger,
+        };
+        now += Duration::from_millis(20 * u64::from(control >> 2));
+        if f.poll_timeout().is_some_and(|t| t <= now) {
+            f.handle_timeout(now);
+        }
+        if let Ok(m) = FailoverMsg::parse(frame) {
+            let is_state = matches!(m, FailoverMsg::State { .. });
+            let before = f.snapshot().map(|(_, v)| v);
+            f.handle_message(now, from, m);
+            let after = f.snapshot().map(|(_, v)| v);
+            if is_state && before != after {
+                assert_eq!(f.contact(), Some(from), "state taken from a non-contact");
+            }
+        }
+        while f.poll_action().is_some() {}
+        assert!(f.epoch() >= epoch, "epoch went back");
+        epoch = f.epoch();
+        assert!(f.live_members(now).len() <= 2);
+        rest = tail;
     }
 }

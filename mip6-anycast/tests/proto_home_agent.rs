@@ -332,6 +332,53 @@ fn backup_takes_over_with_a_newer_registration() {
 }
 
 #[test]
+fn an_overtaken_contact_stops_instead_of_resynchronising() {
+    // K registered, then B took X over with a newer sequence number; K
+    // (resync off, as an anycast contact node once registered) refreshes,
+    // gets 135, reports Overtaken and stops: B keeps the registration.
+    let mut w = ha_world(68, mn_ha_key(), 1000);
+    start_home_reg(&mut w.sim, w.k);
+    w.sim.run_for(secs(5));
+    let b = w.sim.add_node(Box::new(MemberNode::new(
+        mobile(HOA, HomeTestMode::Local, 69),
+        Some(home_reg(COA_B, mn_ha_key(), 1000 + 1024)),
+        vec![addr(COA_B)],
+    )));
+    start_home_reg(&mut w.sim, b);
+    w.sim.run_for(secs(1));
+    assert_eq!(
+        ha_node(&w.sim, w.ha).store.get(&addr(HOA)).unwrap().coa,
+        addr(COA_B)
+    );
+    w.sim.with::<MemberNode, _>(w.k, |m, now, wall| {
+        let hr = m.home_reg.as_mut().unwrap();
+        hr.set_resync_allowed(false);
+        hr.register(now, wall);
+    });
+    w.sim.run_for(secs(30));
+    let ev = home_events(&w.sim, w.k);
+    assert!(
+        matches!(ev.last(), Some(HomeRegEvent::Overtaken { sequence }) if *sequence == 1000 + 1024),
+        "{ev:?}"
+    );
+    let k = member(&w.sim, w.k).home_reg.as_ref().unwrap();
+    assert_eq!(k.stats().resyncs, 0);
+    assert_eq!(k.registration(), None);
+    // No retransmission or refresh after it stopped: B still holds X.
+    assert_eq!(
+        ha_node(&w.sim, w.ha).store.get(&addr(HOA)).unwrap().coa,
+        addr(COA_B)
+    );
+    assert_eq!(
+        ha_statuses(&w.sim, w.ha)
+            .iter()
+            .filter(|s| **s == 135)
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn registration_expires_when_not_refreshed() {
     let mut w = ha_world(68, mn_ha_key(), 5);
     start_home_reg(&mut w.sim, w.k);
