@@ -42,6 +42,7 @@ fi
 pkg="${name}-unsigned"
 dir="$cache/$pkg"
 tmp=$(mktemp -d "$cache/.dl.XXXXXX")
+chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 echo "vm-deps: downloading $pkg" >&2
 (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)

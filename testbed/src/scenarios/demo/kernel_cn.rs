@@ -409,9 +409,90 @@ fn measure(
     if let Ok(v) = json_of(vm, "mip6-cn ctl engine") {
         report.engines.insert(c.clone(), v);
     }
-    if guest_binding(vm, roles).is_none() {
+    let binding = guest_binding(vm, roles);
+    if binding.is_none() {
         report.error("the client's binding disappeared during the measurement");
     }
     let _ = ha;
+    // A Home Address option without a binding: the guest's kernel drops
+    // the packet and reports it (XFRM_MSG_REPORT); the agent answers
+    // with a Binding Error (RFC 6275 9.3.1, 9.3.3).
+    if let Some((cn, coa)) = binding {
+        match unknown_hao(session, roles, vm, &cn, &coa) {
+            Ok(v) => guest["unknown_hao"] = v,
+            Err(e) => report.error(format!("Home Address option without a binding: {e}")),
+        }
+    }
     Ok(Some((start, end)))
+}
+
+/// A home address in X's prefix other than X.
+fn other_home_address(x: std::net::Ipv6Addr) -> std::net::Ipv6Addr {
+    let mut o = x.octets();
+    o[15] = if o[15] == 0x99 { 0x98 } else { 0x99 };
+    std::net::Ipv6Addr::from(o)
+}
+
+/// An ICMPv6 Echo Request from `coa` to `cn` with a Home Address option
+/// (RFC 6275 6.3) for `hoa`.
+fn hao_echo(coa: std::net::Ipv6Addr, cn: std::net::Ipv6Addr, hoa: std::net::Ipv6Addr) -> Vec<u8> {
+    use mip6_anycast::wire::{HAO_DEST_OPTS_LEN, checksum, emit_hao_header, ip_proto};
+    let icmp_len = 16;
+    let mut p = vec![0u8; 40 + HAO_DEST_OPTS_LEN + icmp_len];
+    p[0] = 0x60;
+    let plen = u16::try_from(HAO_DEST_OPTS_LEN + icmp_len).unwrap_or(0);
+    p[4..6].copy_from_slice(&plen.to_be_bytes());
+    p[6] = ip_proto::DEST_OPTS;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&coa.octets());
+    p[24..40].copy_from_slice(&cn.octets());
+    let _ = emit_hao_header(&mut p[40..], ip_proto::ICMPV6, &hoa);
+    let icmp = &mut p[40 + HAO_DEST_OPTS_LEN..];
+    icmp[0] = 128;
+    icmp[4..8].copy_from_slice(&[0x6d, 0x69, 0, 1]);
+    icmp[8..16].copy_from_slice(b"no-bind!");
+    // The upper-layer checksum uses the home address (RFC 6275 6.3).
+    let c = checksum::compute(&hoa, &cn, ip_proto::ICMPV6, icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+fn unknown_hao(
+    session: &Session,
+    roles: &Roles,
+    vm: &mut Vm,
+    cn: &str,
+    coa: &str,
+) -> Result<Value, String> {
+    let cn: std::net::Ipv6Addr = cn.parse().map_err(|e| format!("{cn}: {e}"))?;
+    let coa: std::net::Ipv6Addr = coa.parse().map_err(|e| format!("{coa}: {e}"))?;
+    let hoa = other_home_address(roles.x);
+    let before = json_of(vm, "mip6-cn ctl status")?;
+    let count = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let packet = hao_echo(coa, cn, hoa);
+    session
+        .lab
+        .run_in(&roles.k.1, move || {
+            let s = socket2::Socket::new(
+                socket2::Domain::IPV6,
+                socket2::Type::RAW,
+                Some(socket2::Protocol::from(libc::IPPROTO_RAW)),
+            )?;
+            let to = std::net::SocketAddrV6::new(cn, 0, 0, 0);
+            s.send_to(&packet, &to.into()).map(|_| ())
+        })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("sending from {}: {e}", roles.k.1))?;
+    let after = wait_for(Duration::from_secs(5), Duration::from_millis(100), || {
+        let v = json_of(vm, "mip6-cn ctl status").ok()?;
+        (count(&v, "hao_without_binding") > count(&before, "hao_without_binding")
+            && count(&v, "be_sent") > count(&before, "be_sent"))
+        .then_some(v)
+    })
+    .ok_or("the agent sent no Binding Error (no XFRM report?)")?;
+    Ok(json!({
+        "coa": coa, "hoa": hoa, "cn": cn,
+        "hao_without_binding": count(&after, "hao_without_binding"),
+        "be_sent": count(&after, "be_sent"),
+    }))
 }
