@@ -713,6 +713,23 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            if let Ok(r) = Report::new_checked(&b[..]) {
+                let _ = HaoReportRepr::parse(&r);
+            }
+            for m in messages(&b) {
+                let _ = error_code(&m);
+                let _ = Report::new_checked(m.payload).map(|r| r.coaddr());
+            }
+            if let Ok(sa) = SaInfo::new_checked(&b[..]) {
+                let _ = (sa.packets(), sa.bytes(), sa.last_used(), sa.coaddr(), sa.proto());
+            }
+            let _ = attributes(&b).count();
+        }
+    }
+
     #[test]
     fn hostile_attributes_and_messages() {
         // Lengths below 4, past the end, odd: no panic, iteration stops.
