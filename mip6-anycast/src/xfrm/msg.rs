@@ -7,8 +7,11 @@
 //!
 //! Kernel structs are host-endian except ports and SPIs (network order);
 //! the layouts below are those of x86_64 and every other Linux ABI whose
-//! `u64` is 8-aligned (offsets noted per field). No crate of the
-//! rust-netlink family covers XFRM, hence these few builders.
+//! `u64` is 8-aligned (offsets noted per field). The rust-netlink family's
+//! `netlink-packet-xfrm` (0.3) targets IPsec and is built on
+//! `netlink-packet-core` 0.7, two releases behind the 0.9 the workspace
+//! uses (a second copy of the core, anyhow-typed errors); five fixed
+//! layouts are less code than bridging the two, hence these builders.
 
 use std::net::Ipv6Addr;
 

@@ -209,7 +209,11 @@ fn init_script(net: &GuestNet) -> String {
         s.push_str(&format!("insmod /lib/modules/{m}.ko\n"));
     }
     s.push_str("dmesg -n 1\n");
-    for d in ["all", "default"] {
+    // No duplicate address detection (its second of waiting would delay
+    // the first packets) and no router solicitations, on eth0 itself too
+    // (it exists since the NIC module loaded); then the link comes up, its
+    // negotiation overlapping with the rest of the set-up.
+    for d in ["all", "default", "eth0"] {
         for (k, v) in [
             ("accept_dad", 0),
             ("accept_ra", 0),
@@ -230,6 +234,10 @@ fn init_script(net: &GuestNet) -> String {
             "/usr/sbin/ip -6 route add {dst} via {GATEWAY} dev eth0\n"
         ));
     }
+    // Ready means the link is up too (at most 10 s).
+    s.push_str(
+        "for i in $(seq 1 200); do [ \"$(cat /sys/class/net/eth0/carrier 2>/dev/null)\" = 1 ] && break; sleep 0.05; done\n",
+    );
     s.push_str(&format!(
         "stty -F /dev/ttyS0 -echo\n\
          echo \"$(cut -d' ' -f1 /proc/uptime) {}\" > /dev/ttyS0\n\
@@ -359,8 +367,12 @@ pub struct Vm {
     process: LabProcess,
     console: SerialConsole,
     dir: PathBuf,
-    /// From QEMU's start to the guest's ready line.
+    /// From QEMU's start to the guest's ready line (init done, console
+    /// loop running).
     pub boot_time: Duration,
+    /// From QEMU's start to the first answer from the gateway (the guest
+    /// on the lab's network).
+    pub net_ready_time: Duration,
     /// The guest kernel's release.
     pub kernel_release: String,
     /// The guest's network.
@@ -385,12 +397,13 @@ impl Vm {
         let net = GuestNet::of(lab, host);
         let result = Self::boot(lab, host, opts, &kernel, &net, &dir);
         match result {
-            Ok((process, console, boot_time)) => Ok(Vm {
+            Ok((process, console, boot_time, net_ready_time)) => Ok(Vm {
                 host: host.to_string(),
                 process,
                 console,
                 dir,
                 boot_time,
+                net_ready_time,
                 kernel_release: kernel.release,
                 net,
             }),
@@ -408,7 +421,7 @@ impl Vm {
         kernel: &KernelImage,
         net: &GuestNet,
         dir: &Path,
-    ) -> Result<(LabProcess, SerialConsole, Duration), VmError> {
+    ) -> Result<(LabProcess, SerialConsole, Duration, Duration), VmError> {
         let initrd = build_initramfs(kernel, net, opts, dir)?;
         let sock = dir.join("serial.sock");
         let _ = std::fs::remove_file(&sock);
@@ -459,6 +472,7 @@ impl Vm {
             console
                 .wait_ready(opts.boot_timeout)
                 .map_err(io("waiting for the guest to boot"))?;
+            let ready = t0.elapsed();
             // Neighbour discovery toward the gateway done before the
             // first real packet (else a workload's first SYN may wait).
             let ping = console
@@ -473,10 +487,10 @@ impl Vm {
                     ping.output
                 )));
             }
-            Ok(console)
+            Ok((console, ready))
         })();
         match up {
-            Ok(console) => Ok((process, console, t0.elapsed())),
+            Ok((console, ready)) => Ok((process, console, ready, t0.elapsed())),
             Err(e) => {
                 let _ = process.terminate(Duration::from_secs(2));
                 let tail = process.log_tail(10);

@@ -159,10 +159,14 @@ pub(super) fn run_inner(
     let mut guest = json!({
         "kernel": vm.kernel_release,
         "boot_s": vm.boot_time.as_secs_f64(),
+        "net_ready_s": vm.net_ready_time.as_secs_f64(),
     });
     report
         .timings
         .insert("guest_boot_s".into(), vm.boot_time.as_secs_f64());
+    report
+        .timings
+        .insert("guest_net_ready_s".into(), vm.net_ready_time.as_secs_f64());
     let window = measure(
         &session, &mut vm, &roles, opts, signals, report, t0, &mut guest,
     );
