@@ -6,8 +6,9 @@
 //! then route-optimized with the guest kernel's `route2` / `hao` states
 //! (in the report and on the client's link: RH2 C -> CoA_K, HAO CoA_K ->
 //! C), a Home Address option without a binding gets a Binding Error
-//! (XFRM_MSG_REPORT), and nothing is left in the guest's tables after the
-//! deregistration and the agent's stop.
+//! (XFRM_MSG_REPORT), nothing is left in the guest's tables after the
+//! deregistration and the agent's stop, and a restarted agent removes a
+//! stale state.
 
 mod daemon_support;
 
@@ -108,6 +109,8 @@ fn kernel_correspondent_in_a_vm_route_optimizes_with_xfrm() {
     let dereg = guest["xfrm_after_deregistration"].as_str().unwrap();
     assert!(!dereg.contains("route2"), "{dereg}");
     assert_eq!(guest["xfrm_after_stop"].as_str().unwrap().trim(), "");
+    // A restarted agent removes a stale route2 state (crash takeover).
+    assert_eq!(guest["restart"]["stale_state_removed"], true);
     // XFRM_MSG_REPORT -> Binding Error.
     assert!(guest["unknown_hao"]["be_sent"].as_u64().unwrap() >= 1);
     for (d, status) in &r.daemon_exits {

@@ -128,9 +128,16 @@ pub struct CorrespondentXfrm {
 }
 
 impl CorrespondentXfrm {
-    /// Installs the start-up states and policies.
+    /// Installs the start-up states and policies. Every `route2` / `hao`
+    /// state and every sub-type (Mobile IPv6) policy already there is
+    /// removed first: the agent owns the host's Mobile IPv6 tables, and
+    /// bindings left by a crashed run would send traffic to stale care-of
+    /// addresses.
     pub fn start() -> io::Result<CorrespondentXfrm> {
         let mut sock = XfrmSocket::open()?;
+        sock.ack(Request::flush_sub_policies())?;
+        sock.ack(Request::flush_states(PROTO_ROUTE2))?;
+        sock.ack(Request::flush_states(PROTO_HAO))?;
         put_state(&mut sock, PROTO_HAO, ANY, ANY, ANY, STATE_WILDRECV)?;
         for (sel, dir, tmpl) in base_policies() {
             sock.ack(Request::new_policy(&sel, dir, PRIO_SIGNALLING, tmpl, true))?;

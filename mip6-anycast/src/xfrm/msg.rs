@@ -36,6 +36,10 @@ pub mod msg_type {
     pub const UPDPOLICY: u16 = 0x19;
     /// Replace or add a state.
     pub const UPDSA: u16 = 0x1a;
+    /// Delete every state of one protocol.
+    pub const FLUSHSA: u16 = 0x1c;
+    /// Delete every policy of one type.
+    pub const FLUSHPOLICY: u16 = 0x1d;
     /// A packet the SPD rejected (e.g. a Home Address option without a
     /// binding).
     pub const REPORT: u16 = 0x20;
@@ -342,6 +346,21 @@ impl Request {
             r = r.attr(attr::TMPL, &t.to_bytes());
         }
         r
+    }
+
+    /// `XFRM_MSG_FLUSHSA`: every state of `proto` (`xfrm_usersa_flush`).
+    #[must_use]
+    pub fn flush_states(proto: u8) -> Request {
+        let mut r = Request::new(msg_type::FLUSHSA, 0, 4);
+        r.fixed()[0] = proto;
+        r
+    }
+
+    /// `XFRM_MSG_FLUSHPOLICY` of every sub-type policy.
+    #[must_use]
+    pub fn flush_sub_policies() -> Request {
+        Request::new(msg_type::FLUSHPOLICY, 0, 0)
+            .attr(attr::POLICY_TYPE, &policy_type(POLICY_TYPE_SUB))
     }
 
     /// `XFRM_MSG_DELPOLICY` of the sub-type policy (`sel`, `dir`).

@@ -107,6 +107,58 @@ fn errors_of(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Starts `mip6-cn --datapath auto` in the guest and waits for its
+/// control socket; returns its `ctl status`.
+fn start_agent(vm: &mut Vm) -> anyhow::Result<Value> {
+    vm.run(
+        &format!("rm -f /tmp/mip6-cn.exit; (mip6-cn --config {GUEST_CONFIG} --datapath auto --log-level info >> /tmp/mip6-cn.log 2>&1 & echo $! > /tmp/mip6-cn.pid; wait $!; echo $? > /tmp/mip6-cn.exit) &"),
+        CMD,
+    )
+    .map_err(anyhow::Error::msg)?;
+    wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
+        json_of(vm, "mip6-cn ctl status").ok()
+    })
+    .ok_or_else(|| {
+        let log = vm.run("cat /tmp/mip6-cn.log", CMD).unwrap_or_default();
+        anyhow::anyhow!("mip6-cn did not start in the guest: {log}")
+    })
+}
+
+/// SIGTERM to the guest's agent; its exit status.
+fn stop_agent(vm: &mut Vm) -> Result<String, String> {
+    vm.run(
+        "kill -TERM $(cat /tmp/mip6-cn.pid); for i in $(seq 1 100); do [ -f /tmp/mip6-cn.exit ] && break; sleep 0.05; done; cat /tmp/mip6-cn.exit",
+        CMD,
+    )
+    .map(|s| s.trim().to_string())
+}
+
+/// A restarted agent takes the kernel's Mobile IPv6 tables over: a
+/// stale `route2` state (as a crashed run would leave) is gone once it
+/// runs, and it stops cleanly again.
+fn restart_takes_over(vm: &mut Vm) -> Result<Value, String> {
+    let stale = "2001:db8:ffff::99";
+    vm.run(
+        &format!("/usr/sbin/ip xfrm state add src ::1 dst ::2 proto route2 mode ro coa {stale}"),
+        CMD,
+    )?;
+    let before = vm.run("/usr/sbin/ip xfrm state", CMD)?;
+    if !before.contains(stale) {
+        return Err(format!("the stale state was not added: {before}"));
+    }
+    start_agent(vm).map_err(|e| e.to_string())?;
+    let running = vm.run("/usr/sbin/ip xfrm state", CMD)?;
+    let exit = stop_agent(vm)?;
+    let after = vm.run("/usr/sbin/ip xfrm state; /usr/sbin/ip xfrm policy", CMD)?;
+    if running.contains(stale) {
+        return Err(format!("the restarted agent kept a stale state: {running}"));
+    }
+    if exit != "0" || !after.trim().is_empty() {
+        return Err(format!("second stop: exit {exit}, left: {after}"));
+    }
+    Ok(json!({ "stale_state_removed": true, "exit": exit }))
+}
+
 /// Polls a JSON file the guest's probe writes.
 fn wait_file(vm: &mut Vm, path: &str, limit: Duration) -> Option<Value> {
     wait_for(limit, Duration::from_millis(50), || {
@@ -206,13 +258,7 @@ pub(super) fn run_inner(
         Err(e) => report.error(e),
     }
     // The agent stops (SIGTERM) and must leave no XFRM entry behind.
-    let stopped = vm
-        .run(
-            "kill -TERM $(cat /tmp/mip6-cn.pid); for i in $(seq 1 100); do [ -f /tmp/mip6-cn.exit ] && break; sleep 0.05; done; cat /tmp/mip6-cn.exit",
-            CMD,
-        )
-        .map(|s| s.trim().to_string());
-    match stopped {
+    match stop_agent(&mut vm) {
         Ok(s) if s == "0" => {
             report
                 .daemon_exits
@@ -229,6 +275,10 @@ pub(super) fn run_inner(
             guest["xfrm_after_stop"] = json!(after);
         }
         Err(e) => report.error(e),
+    }
+    match restart_takes_over(&mut vm) {
+        Ok(v) => guest["restart"] = v,
+        Err(e) => report.error(format!("restart: {e}")),
     }
     guest["mip6_cn_log"] = json!(
         vm.run("tail -n 40 /tmp/mip6-cn.log", CMD)
@@ -270,18 +320,7 @@ fn measure(
     guest: &mut Value,
 ) -> anyhow::Result<Option<(Duration, Duration)>> {
     let (c, k, ha) = (&roles.c.0, &roles.k.0, &roles.ha.0);
-    vm.run(
-        &format!("(mip6-cn --config {GUEST_CONFIG} --datapath auto --log-level info > /tmp/mip6-cn.log 2>&1 & echo $! > /tmp/mip6-cn.pid; wait $!; echo $? > /tmp/mip6-cn.exit) &"),
-        CMD,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let status = wait_for(Duration::from_secs(15), Duration::from_millis(100), || {
-        json_of(vm, "mip6-cn ctl status").ok()
-    })
-    .ok_or_else(|| {
-        let log = vm.run("cat /tmp/mip6-cn.log", CMD).unwrap_or_default();
-        anyhow::anyhow!("mip6-cn did not start in the guest: {log}")
-    })?;
+    let status = start_agent(vm)?;
     report.client_datapath = status
         .get("datapath")
         .and_then(Value::as_str)
