@@ -5,6 +5,7 @@
 //! `auto` means `user`; on one with it (the `vm` guests of
 //! `testbed/tests/demo_kernel_cn.rs` cover that end to end) a binding's
 //! states and policies come and go.
+#![cfg(feature = "engine")]
 
 use mip6_anycast::cn::{DatapathChoice, resolve};
 use mip6_anycast::engine::netns::in_netns;
