@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# QEMU, busybox-static and Debian's stock kernel (cached) for the `vm` host tests.
+bash scripts/vm-deps.sh >/dev/null
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"

@@ -34,4 +34,7 @@ pub mod daemon;
 #[cfg(feature = "engine")]
 pub mod cn;
 
+#[cfg(feature = "engine")]
+pub mod xfrm;
+
 pub mod testsvc;

@@ -7,3 +7,4 @@ pub mod linkemu;
 pub mod plot;
 pub mod scenarios;
 pub mod topology;
+pub mod vm;

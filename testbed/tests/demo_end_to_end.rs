@@ -7,42 +7,10 @@
 
 mod daemon_support;
 
-use std::net::Ipv6Addr;
-use std::path::Path;
-
-use daemon_support::{TempDir, family, require_binaries};
+use daemon_support::{TempDir, family, require_binaries, rh2_hao_frames};
 use mip6_anycast::require_root;
-use mip6_anycast::wire::{ExtChain, Ipv6Packet};
-use pcap_file::pcap::PcapReader;
 use testbed::lab::LabOptions;
 use testbed::scenarios::demo::{self, DemoOptions};
-
-/// (RH2 frames src -> dst carrying `hoa`, HAO frames src -> dst carrying `hoa`).
-fn rh2_hao_frames(pcap: &Path, c: Ipv6Addr, k: Ipv6Addr, x: Ipv6Addr) -> (usize, usize) {
-    let mut r = PcapReader::new(std::fs::File::open(pcap).unwrap()).unwrap();
-    let (mut rh2, mut hao) = (0, 0);
-    while let Some(p) = r.next_packet() {
-        let p = p.unwrap();
-        let Ok(chain) = ExtChain::walk(&p.data) else {
-            continue;
-        };
-        let ip = Ipv6Packet::new_unchecked(&p.data[..]);
-        if chain.mh_offset().is_some() {
-            continue;
-        }
-        if chain.rh2().is_some_and(|r| r.home_address == x)
-            && (ip.src_addr(), ip.dst_addr()) == (c, k)
-        {
-            rh2 += 1;
-        }
-        if chain.hao().is_some_and(|h| h.home_address == x)
-            && (ip.src_addr(), ip.dst_addr()) == (k, c)
-        {
-            hao += 1;
-        }
-    }
-    (rh2, hao)
-}
 
 #[test]
 fn demo_reaches_x_through_the_home_agent_then_route_optimized() {

@@ -403,3 +403,24 @@ fn the_demo_file_on_disk_loads() {
         }
     );
 }
+
+#[test]
+fn vm_hosts_forward_and_hold_no_daemon_or_lo() {
+    let mut t = demo();
+    let c = t.hosts.iter_mut().find(|h| h.name == "C").unwrap();
+    c.kind = HostKind::Vm;
+    // Its namespace relays for the guest.
+    assert!(t.host("C").unwrap().forwards());
+    // The demo's mip6-cn on C must move into the guest.
+    assert_issue(
+        &t,
+        "daemon[2].host: \"C\" is a vm host: its programs run in the guest",
+    );
+    t.daemons.retain(|d| d.host != "C");
+    t.validate().expect("a vm host without daemons");
+    t.hosts.iter_mut().find(|h| h.name == "C").unwrap().lo =
+        vec!["2001:db8:100::5/128".parse().unwrap()];
+    assert_issue(&t, "host[0].lo: a vm host has no lo addresses");
+    let parsed = Topology::from_toml_str("[[host]]\nname = \"V\"\nkind = \"vm\"\n").unwrap();
+    assert_eq!(parsed.hosts[0].kind, HostKind::Vm);
+}

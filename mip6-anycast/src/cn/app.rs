@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::config::FallbackConfig;
+use super::datapath::CnDatapath;
 use super::fallback::{FallbackReason, Key, Tracker};
 use super::icmp::IcmpError;
 use crate::daemon::control::Request;
-use crate::daemon::{App, Outbox, drain, shell};
-use crate::engine::datapath::{BindingKey, EngineHandle, Punt, SendVia, TableUpdate};
+use crate::daemon::{App, drain, shell};
+use crate::engine::datapath::Punt;
 use crate::proto::{BindingEvent, Correspondent};
 use crate::wire::ExtChain;
 
@@ -44,8 +45,7 @@ struct AppStats {
 pub struct CnApp {
     cn: Correspondent,
     addresses: Vec<Ipv6Addr>,
-    engine: EngineHandle,
-    outbox: Outbox,
+    dp: CnDatapath,
     fallback: Tracker,
     poll: Duration,
     stats: AppStats,
@@ -53,31 +53,35 @@ pub struct CnApp {
 }
 
 impl CnApp {
-    /// Programs this node's `addresses` into the engine and returns the
+    /// Programs this node's `addresses` into the datapath and returns the
     /// agent.
     pub async fn start(
         cn: Correspondent,
         addresses: Vec<Ipv6Addr>,
-        engine: EngineHandle,
+        mut dp: CnDatapath,
         fallback: FallbackConfig,
         poll: Duration,
     ) -> anyhow::Result<CnApp> {
-        let updates = addresses
-            .iter()
-            .map(|a| TableUpdate::AddLocalAddress { addr: *a })
-            .collect();
-        engine.update_all(updates).await?;
-        info!(addresses = ?addresses, "correspondent agent ready");
+        dp.add_local_addresses(&addresses)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        info!(addresses = ?addresses, datapath = dp.kind(), "correspondent agent ready");
         Ok(CnApp {
             cn,
             addresses,
-            outbox: Outbox::new(engine.clone()),
-            engine,
+            dp,
             fallback: Tracker::new(fallback),
             poll,
             stats: AppStats::default(),
             draining: false,
         })
+    }
+
+    /// The datapath back, once the agent stopped (the `xfrm` one's
+    /// entries are removed by its owner).
+    #[must_use]
+    pub fn into_datapath(self) -> CnDatapath {
+        self.dp
     }
 
     /// Applies the machine's queued actions: tables first, then packets.
@@ -95,10 +99,7 @@ impl CnApp {
                     .refresh_requested((t.src, rh2.home_address), now);
             }
             let span = info_span!("send", mh_type = t.mh_type, dst = %t.dst);
-            self.outbox
-                .send(t, Some(SendVia::Direct))
-                .instrument(span)
-                .await;
+            self.dp.send(t).instrument(span).await;
         }
     }
 
@@ -114,22 +115,16 @@ impl CnApp {
                     debug!("binding refreshed");
                 }
                 self.fallback.bound((cn, hoa), coa);
-                (
-                    TableUpdate::AddCorrespondentBinding { cn, hoa, coa },
-                    (cn, hoa),
-                )
+                (self.dp.add_binding(cn, hoa, coa).await, (cn, hoa))
             }
             BindingEvent::Removed { cn, hoa, reason } => {
                 let _span = info_span!("binding", %cn, %hoa).entered();
                 info!(?reason, "binding removed: back to the home path");
                 self.fallback.removed((cn, hoa));
-                (
-                    TableUpdate::RemoveCorrespondentBinding { cn, hoa },
-                    (cn, hoa),
-                )
+                (self.dp.remove_binding(cn, hoa).await, (cn, hoa))
             }
         };
-        if let Err(err) = self.engine.update(update).await {
+        if let Err(err) = update {
             self.stats.table_errors += 1;
             warn!(cn = %key.0, hoa = %key.1, error = %err, "programming the binding");
         }
@@ -150,7 +145,7 @@ impl CnApp {
     /// counters.
     async fn poll_usage(&mut self, now: Instant) {
         self.stats.usage_polls += 1;
-        let stats = match self.engine.stats().await {
+        let usage = match self.dp.usage().await {
             Ok(s) => s,
             Err(e) => {
                 debug!(error = %e, "usage poll");
@@ -159,10 +154,8 @@ impl CnApp {
         };
         let mut seen = Vec::new();
         let mut condemned = Vec::new();
-        for b in &stats.bindings {
-            let BindingKey::Correspondent { cn, hoa } = b.key else {
-                continue;
-            };
+        for b in &usage {
+            let (cn, hoa) = (b.cn, b.hoa);
             if let Some(idle) = b.idle_ms {
                 let used_at = now.checked_sub(Duration::from_millis(idle)).unwrap_or(now);
                 self.cn.note_binding_used(used_at, cn, hoa);
@@ -207,7 +200,9 @@ impl CnApp {
         let s = self.cn.stats();
         let drops: BTreeMap<&str, u64> = s.drops.iter().map(|(r, n)| (r.as_str(), n)).collect();
         let f = self.fallback.config();
+        let (sent, send_failed) = self.dp.sent_failed();
         json!({
+            "datapath": self.dp.kind(),
             "addresses": self.addresses,
             "bindings": self.cn.cache().len(),
             "max_bindings": self.cn.config().max_bindings,
@@ -232,8 +227,8 @@ impl CnApp {
                 "brr_timeout_s": f.brr_timeout.as_secs_f64(),
                 "dropped": self.stats.fallbacks,
             },
-            "sent": self.outbox.sent,
-            "send_failed": self.outbox.failed,
+            "sent": sent,
+            "send_failed": send_failed,
         })
     }
 }
@@ -297,6 +292,7 @@ impl App for CnApp {
         match req.cmd.as_str() {
             "status" => Ok(self.status()),
             "bindings" => Ok(self.bindings()),
+            "engine" => Ok(self.dp.describe().await),
             other => Err(shell::unknown_command(other)),
         }
     }

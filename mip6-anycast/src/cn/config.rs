@@ -14,6 +14,7 @@
 //! usage_window_s = 60           # a binding used this recently is "in use" (RFC 6275 9.5.5)
 //! usage_poll_s = 0.5            # how often the datapath's usage counters are read
 //! binding_errors_per_s = 10     # Binding Error rate limit (RFC 6275 9.3.3)
+//! datapath = "user"             # user (tunnel engine) | xfrm (kernel MIPv6) | auto (probe)
 //!
 //! [fallback]                    # optional: when to drop a binding (RFC 6275 9.6)
 //! enabled = true
@@ -75,6 +76,8 @@ pub struct CorrespondentSection {
     pub usage_poll_s: Option<Seconds>,
     /// Binding Errors per second.
     pub binding_errors_per_s: Option<u32>,
+    /// Datapath (`auto`, `user`, `xfrm`); `--datapath` wins.
+    pub datapath: Option<super::datapath::DatapathChoice>,
 }
 
 /// `[fallback]`.

@@ -38,4 +38,4 @@ pub use config::{ConfigError, DaemonConfig, DaemonSection, EngineSection};
 pub use control::{ControlServer, Request, Response};
 pub use datapath::DaemonEngine;
 pub use driver::{Drained, Machine, Outbox, drain, send_via};
-pub use shell::{App, Context, serve};
+pub use shell::{App, Context, ServeDatapath, serve, serve_with};

@@ -114,6 +114,29 @@ where
     main::<C, F, Fut>(name, args, sub, run)
 }
 
+/// [`run_daemon`] for a daemon with options of its own (`X`, flattened
+/// into the common command line and handed to `run`).
+pub fn run_daemon_with<C, X, F, Fut>(name: &'static str, about: &'static str, run: F) -> ExitCode
+where
+    C: DaemonConfig,
+    X: clap::Args + clap::FromArgMatches,
+    F: FnOnce(C, Context, X) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    use clap::{Args, FromArgMatches, Subcommand};
+    let cmd = clap::Command::new(name)
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"));
+    let cmd = DaemonCommand::augment_subcommands(X::augment_args(DaemonArgs::augment_args(cmd)));
+    let m = cmd.get_matches();
+    let args = DaemonArgs::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let own = X::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let sub = m
+        .subcommand()
+        .map(|_| DaemonCommand::from_arg_matches(&m).unwrap_or_else(|e| e.exit()));
+    main::<C, _, Fut>(name, args, sub, move |c, ctx| run(c, ctx, own))
+}
+
 /// The error of a control command the daemon does not know.
 #[must_use]
 pub fn unknown_command(cmd: &str) -> String {
@@ -234,16 +257,22 @@ async fn next_signal(
 /// The shell's own answers and the app's, to one request.
 async fn answer<A: App>(
     app: &mut A,
-    engine: &EngineHandle,
+    engine: Option<&EngineHandle>,
     interfaces: &[String],
     ctx: &Context,
     req: &Request,
 ) -> Response {
     match req.cmd.as_str() {
-        "engine" => match engine.stats().await {
-            Ok(s) => Response::ok(serde_json::to_value(s).unwrap_or(Value::Null)),
-            Err(e) => Response::err(e.to_string()),
-        },
+        "engine" if engine.is_some() => {
+            let stats = match engine {
+                Some(h) => h.stats().await.map_err(|e| e.to_string()),
+                None => Err(String::from("no engine")),
+            };
+            match stats {
+                Ok(s) => Response::ok(serde_json::to_value(s).unwrap_or(Value::Null)),
+                Err(e) => Response::err(e),
+            }
+        }
         "help" => {
             let mut cmds: Vec<&str> = SHELL_COMMANDS.to_vec();
             cmds.extend(app.commands().iter().copied());
@@ -281,6 +310,43 @@ pub async fn serve<A: App>(
     inputs: &mut mpsc::Receiver<A::Input>,
     ctx: &Context,
 ) -> anyhow::Result<()> {
+    let DaemonEngine {
+        handle,
+        punts,
+        interfaces,
+        task,
+        ..
+    } = engine;
+    let datapath = ServeDatapath {
+        engine: Some(handle),
+        punts,
+        interfaces,
+        task,
+    };
+    serve_with(app, datapath, calls, inputs, ctx).await
+}
+
+/// Where [`serve_with`] gets packets from: a [`DaemonEngine`]'s parts,
+/// or (a kernel datapath, no engine) only a punt channel.
+pub struct ServeDatapath<'a> {
+    /// The engine, if any (`ctl engine` goes to the app without one).
+    pub engine: Option<&'a EngineHandle>,
+    /// Packets for the control plane.
+    pub punts: &'a mut mpsc::Receiver<Punt>,
+    /// Interfaces reported by `ctl status`.
+    pub interfaces: &'a [String],
+    /// The engine task, watched for an early end (`None`: nothing to watch).
+    pub task: &'a mut Option<tokio::task::JoinHandle<crate::engine::datapath::EngineExit>>,
+}
+
+/// [`serve`] on any [`ServeDatapath`].
+pub async fn serve_with<A: App>(
+    app: &mut A,
+    datapath: ServeDatapath<'_>,
+    calls: &mut mpsc::Receiver<ControlCall>,
+    inputs: &mut mpsc::Receiver<A::Input>,
+    ctx: &Context,
+) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut tick = app.tick_interval().map(|d| {
@@ -290,13 +356,12 @@ pub async fn serve<A: App>(
     });
     let mut draining: Option<Instant> = None;
     let mut last_fire: Option<Instant> = None;
-    let DaemonEngine {
-        handle,
+    let ServeDatapath {
+        engine: handle,
         punts,
         interfaces,
         task,
-        ..
-    } = engine;
+    } = datapath;
     info!(socket = %ctx.control_socket.display(), "{} running", ctx.name);
     loop {
         if draining.is_some() && app.shutdown_complete() {

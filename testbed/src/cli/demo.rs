@@ -20,6 +20,11 @@ pub struct DemoArgs {
     /// the home agent are taken.
     #[arg(long, default_value_t = 15.0, value_name = "SECONDS")]
     pub ro_timeout: f64,
+    /// Run the client as a QEMU guest with Debian's stock kernel, whose
+    /// own XFRM route2/hao states do the route optimization (needs
+    /// scripts/vm-deps.sh once).
+    #[arg(long)]
+    pub kernel_cn: bool,
 }
 
 pub fn run(
@@ -40,6 +45,7 @@ pub fn run(
     opts.base = args.common.base(state_dir, family);
     opts.ro_timeout = std::time::Duration::from_secs_f64(args.ro_timeout);
     opts.samples = args.samples;
+    opts.kernel_cn = args.kernel_cn;
     let r = demo::run(&opts, Some(signals))?;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     println!(
@@ -60,6 +66,12 @@ pub fn run(
     );
     for e in &r.errors {
         eprintln!("demo: error: {e}");
+    }
+    if let Some(d) = &r.client_datapath {
+        println!("demo: client datapath {d}");
+    }
+    if let Some(s) = &r.guest_xfrm_state {
+        println!("demo: guest `ip xfrm state`:\n{s}");
     }
     println!(
         "demo: report {}",

@@ -25,7 +25,7 @@ use mip6_anycast::engine::tun::{Tun, TunConfig};
 use super::error::LabError;
 use super::{Lab, LabLink, LabOptions};
 use crate::linkemu::{EmulatedLink, LinkConfig, pcap_path};
-use crate::topology::{LinkKind, Route, Topology};
+use crate::topology::{HostKind, LinkKind, Route, Topology};
 
 fn is_link_local(a: Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
@@ -128,7 +128,7 @@ impl Lab {
             }
         }
         for l in &self.links {
-            for end in [&l.a, &l.b] {
+            for end in [&l.a, &l.b].into_iter().filter(|e| !is_vm(topo, &e.host)) {
                 let h = self
                     .host_index(&end.host)
                     .ok_or_else(|| LabError::UnknownHost(end.host.clone()))?;
@@ -234,6 +234,19 @@ impl Lab {
                 .map_err(LabError::netlink(ctx(&format!("end {side} up"))))?;
         }
         for (h, end, field) in [(ai, a, "a_addr"), (bi, b, "b_addr")] {
+            if is_vm(topo, &end.host) {
+                // The addresses belong to the guest; the namespace only
+                // routes the link's prefixes out of this end.
+                for (k, p) in end.addrs.iter().enumerate() {
+                    nl[h]
+                        .add_route(&Route6::new(p.network(), p.len()).dev(end.ifindex))
+                        .await
+                        .map_err(LabError::netlink(format!(
+                            "link[{i}].{field}[{k}] {p}: on-link route of a vm host"
+                        )))?;
+                }
+                continue;
+            }
             for (k, p) in end.addrs.iter().enumerate() {
                 nl[h]
                     .add_address(end.ifindex, p.addr().into(), p.len(), AddrOptions::NODAD)
@@ -278,6 +291,11 @@ impl Lab {
             .await
             .map_err(LabError::netlink(format!("route[{i}] in host {}", r.host)))
     }
+}
+
+/// Whether `host` is run as a QEMU guest.
+fn is_vm(topo: &Topology, host: &str) -> bool {
+    topo.host(host).is_some_and(|h| h.kind == HostKind::Vm)
 }
 
 async fn wait_local(nl: &Netlink, addr: Ipv6Addr, limit: Duration) -> Result<(), LabError> {

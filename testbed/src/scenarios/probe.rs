@@ -30,7 +30,23 @@ impl EchoProbe {
             .run_in(host, move || TcpStream::connect_timeout(&to, timeout))
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("connect from {host} to {to}: {e}"))?;
-        let connect_time = t0.elapsed();
+        Self::ready(stream, t0.elapsed(), timeout)
+    }
+
+    /// Connects from this process's namespace (the workload tool in a
+    /// `vm` guest).
+    pub fn connect_here(to: SocketAddr, timeout: Duration) -> Result<EchoProbe, String> {
+        let t0 = Instant::now();
+        let stream = TcpStream::connect_timeout(&to, timeout)
+            .map_err(|e| format!("connect to {to}: {e}"))?;
+        Self::ready(stream, t0.elapsed(), timeout)
+    }
+
+    fn ready(
+        stream: TcpStream,
+        connect_time: Duration,
+        timeout: Duration,
+    ) -> Result<EchoProbe, String> {
         for r in [
             stream.set_read_timeout(Some(timeout)),
             stream.set_write_timeout(Some(timeout)),

@@ -26,13 +26,17 @@ pub struct Lab {
     pub seed: u64,
 }
 
-/// Whether a node is an end host or a router.
+/// Whether a node is an end host, a router, or an end host run as a
+/// QEMU guest (`vm`: its namespace only relays between the links and the
+/// guest's TAP device; the link addresses and routes are the guest's,
+/// see `crate::vm`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostKind {
     #[default]
     Host,
     Router,
+    Vm,
 }
 
 /// `[[host]]`: one network namespace.
@@ -40,7 +44,7 @@ pub enum HostKind {
 #[serde(deny_unknown_fields)]
 pub struct Host {
     pub name: String,
-    /// `kind = "host" | "router"` (also accepted as `role`).
+    /// `kind = "host" | "router" | "vm"` (also accepted as `role`).
     #[serde(default, alias = "role")]
     pub kind: HostKind,
     /// IPv6 forwarding; defaults to on for routers and off for hosts.
@@ -51,9 +55,10 @@ pub struct Host {
 }
 
 impl Host {
-    /// Effective forwarding setting.
+    /// Effective forwarding setting (a `vm` host's namespace always
+    /// forwards: it relays the guest's packets).
     pub fn forwards(&self) -> bool {
-        self.forwarding.unwrap_or(self.kind == HostKind::Router)
+        self.kind == HostKind::Vm || self.forwarding.unwrap_or(self.kind == HostKind::Router)
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 
 use super::Topology;
 use super::error::Issue;
-use super::model::{DaemonConfig, DaemonKind, DirectionSpec, Link, LinkKind};
+use super::model::{DaemonConfig, DaemonKind, DirectionSpec, HostKind, Link, LinkKind};
 use super::prefix::Ipv6Prefix;
 
 /// Longest host, link or daemon name (they end up in interface and file names).
@@ -125,6 +125,14 @@ fn check_hosts(t: &Topology, c: &mut Checker) {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, h) in t.hosts.iter().enumerate() {
         check_name(c, &mut seen, "host", i, h.name.clone(), true);
+        if h.kind == HostKind::Vm && !h.lo.is_empty() {
+            // The namespace of a vm host only relays; its addresses are
+            // the guest's link addresses.
+            c.push(
+                format!("host[{i}].lo"),
+                "a vm host has no lo addresses (the guest holds its link addresses)",
+            );
+        }
         let mut lo_seen: HashMap<Ipv6Addr, usize> = HashMap::new();
         for (k, p) in h.lo.iter().enumerate() {
             if let Some(m) = address_problem(p) {
@@ -418,6 +426,15 @@ fn check_daemons(t: &Topology, c: &mut Checker) {
             );
         }
         check_name(c, &mut seen, "daemon", i, d.name(), d.name.is_some());
+        if t.host(&d.host).is_some_and(|h| h.kind == HostKind::Vm) {
+            c.push(
+                format!("daemon[{i}].host"),
+                format!(
+                    "{:?} is a vm host: its programs run in the guest (see testbed::vm), not in its namespace",
+                    d.host
+                ),
+            );
+        }
         match (d.kind, &d.program) {
             (DaemonKind::Custom, None) => c.push(
                 format!("daemon[{i}].program"),

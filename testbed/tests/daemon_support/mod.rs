@@ -7,6 +7,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mip6_anycast::wire::{ExtChain, Ipv6Packet};
+use pcap_file::pcap::PcapReader;
 use serde_json::Value;
 use testbed::lab::{DaemonOptions, LabOptions, Reaper, find_workspace_binary};
 use testbed::scenarios::daemons::wait_for;
@@ -249,4 +251,31 @@ impl DaemonLab {
 pub fn sum(v: &Value) -> u64 {
     v.as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
+
+/// (RH2 frames src -> dst carrying `hoa`, HAO frames src -> dst carrying `hoa`).
+pub fn rh2_hao_frames(pcap: &Path, c: Ipv6Addr, k: Ipv6Addr, x: Ipv6Addr) -> (usize, usize) {
+    let mut r = PcapReader::new(std::fs::File::open(pcap).unwrap()).unwrap();
+    let (mut rh2, mut hao) = (0, 0);
+    while let Some(p) = r.next_packet() {
+        let p = p.unwrap();
+        let Ok(chain) = ExtChain::walk(&p.data) else {
+            continue;
+        };
+        let ip = Ipv6Packet::new_unchecked(&p.data[..]);
+        if chain.mh_offset().is_some() {
+            continue;
+        }
+        if chain.rh2().is_some_and(|r| r.home_address == x)
+            && (ip.src_addr(), ip.dst_addr()) == (c, k)
+        {
+            rh2 += 1;
+        }
+        if chain.hao().is_some_and(|h| h.home_address == x)
+            && (ip.src_addr(), ip.dst_addr()) == (k, c)
+        {
+            hao += 1;
+        }
+    }
+    (rh2, hao)
 }

@@ -15,6 +15,7 @@
 //!    capture (own checks, `mip6-inspect --strict` and `tshark` when
 //!    available); write `DIR/report.json` ([`DemoReport`]).
 
+pub mod kernel_cn;
 pub mod pcap_check;
 pub mod report;
 pub mod roles;
@@ -40,12 +41,12 @@ use mip6_anycast::daemon::system::unix_now;
 pub const DEMO_TOPOLOGY: &str = include_str!("../../../topologies/demo.toml");
 
 /// How long the demo waits for the home registration.
-const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause after route optimization before measuring (packets in flight on
 /// the old path drain).
-const SETTLE: Duration = Duration::from_millis(300);
+pub(crate) const SETTLE: Duration = Duration::from_millis(300);
 /// Gap between echo samples.
-const SAMPLE_GAP: Duration = Duration::from_millis(20);
+pub(crate) const SAMPLE_GAP: Duration = Duration::from_millis(20);
 
 /// How to run the demo.
 #[derive(Debug, Clone)]
@@ -58,6 +59,9 @@ pub struct DemoOptions {
     /// How long to wait for route optimization after the samples through
     /// the home agent.
     pub ro_timeout: Duration,
+    /// Run the client as a `vm` guest whose kernel does the route
+    /// optimization ([`kernel_cn`]).
+    pub kernel_cn: bool,
 }
 
 impl DemoOptions {
@@ -67,6 +71,7 @@ impl DemoOptions {
             base: ScenarioBase::new(out),
             samples: 10,
             ro_timeout: Duration::from_secs(15),
+            kernel_cn: false,
         }
     }
 }
@@ -94,7 +99,14 @@ pub fn run(opts: &DemoOptions, signals: Option<&TerminationSignals>) -> anyhow::
     opts.base.write_report(
         "report.json",
         &mut report,
-        |r| run_inner(opts, signals, r),
+        |r| {
+            if opts.kernel_cn {
+                kernel_cn::run_inner(opts, signals, r)
+            } else {
+                r.client_datapath = Some("user".into());
+                run_inner(opts, signals, r)
+            }
+        },
         |r, e| r.error(e),
     )?;
     Ok(report)
@@ -305,7 +317,7 @@ pub(crate) fn client_binding(
 }
 
 /// Packets that entered the home agent's links so far (both directions).
-fn ha_link_packets(session: &Session, roles: &Roles) -> u64 {
+pub(crate) fn ha_link_packets(session: &Session, roles: &Roles) -> u64 {
     roles
         .ha_links
         .iter()
@@ -315,7 +327,7 @@ fn ha_link_packets(session: &Session, roles: &Roles) -> u64 {
 }
 
 /// Step 6: the captures.
-fn check_captures(
+pub(crate) fn check_captures(
     pcaps: &[(String, PathBuf)],
     keys: &std::collections::HashMap<u32, mip6_anycast::crypto::MnHaKey>,
     window: Option<(Duration, Duration)>,

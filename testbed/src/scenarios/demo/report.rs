@@ -40,6 +40,17 @@ pub struct DemoReport {
     pub bu_accepted: u64,
     /// What went wrong (empty on success).
     pub errors: Vec<String>,
+    /// The client's route optimization datapath: `user` (the
+    /// correspondent agent's engine) or `xfrm` (the guest kernel's
+    /// `route2` / `hao` states, `--kernel-cn`).
+    pub client_datapath: Option<String>,
+    /// `--kernel-cn`: the guest's `ip xfrm state` while route-optimized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_xfrm_state: Option<String>,
+    /// `--kernel-cn`: the guest (kernel, boot time, `ip xfrm policy`, the
+    /// tables after the agent stopped, logs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<Value>,
 
     /// Median RTT (ms) on a new connection after route optimization.
     pub rtt_ro_new_connection_ms: Option<f64>,
