@@ -51,8 +51,10 @@ fn contact_failover_recovers_from_kill_freeze_and_link_down() {
         assert_eq!(r[5], r[6], "a member-held connection was lost: {csv}");
         assert_eq!(r[5], "2", "{csv}");
     }
-    // B kept C1; the first backup, A, took X over every time.
+    // B kept C1; the first backup, A, took X over every time; C2, bound
+    // to the dead K, got a new path too.
     for f in s.faults.values() {
+        assert_eq!(f.bound_client_recover_ms.n, 1, "{s:#?}");
         assert_eq!(f.new_contacts.keys().collect::<Vec<_>>(), ["A"], "{s:#?}");
     }
     let png = std::fs::read(out.path().join("failover.png")).unwrap();

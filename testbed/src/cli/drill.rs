@@ -79,6 +79,12 @@ pub fn run(
                     format!("{}/{}", fs.conns_at_contact.1, fs.conns_at_contact.0),
                 );
             }
+            for (name, fs) in &s.faults {
+                println!(
+                    "{name}: new connection from the client bound to the dead contact: {}",
+                    f(&fs.bound_client_recover_ms)
+                );
+            }
             println!("(times: median (worst) in ms from the fault)");
             for e in &s.errors {
                 eprintln!("drill: error: {e}");

@@ -8,8 +8,10 @@
 //!   Then K fails. Times run from the fault (wall clock, the same machine):
 //!   `detect_ms` to the new contact's detection, `registered_ms` to its
 //!   accepted home registration, `recover_ms` to the first new connection
-//!   from C3 (a fresh client, home path) that echoes data. Two seconds
-//!   after recovery the streams are checked: alive with every byte right.
+//!   from C3 (a fresh client, home path) that echoes data. Then C2 (bound
+//!   to the dead K) must open a new connection too (`summary.json`:
+//!   `bound_client_recover_ms`). Two seconds after recovery the streams are
+//!   checked: alive with every byte right.
 //! * `testbed drill ha-restart` ([`ha_restart`]) writes `ha_restart.json`.
 
 pub mod ha_restart;
@@ -368,6 +370,17 @@ fn drill(session: &Session, fault: Fault, rep: u32) -> anyhow::Result<Row> {
     let recover_ms = recovered.map_or(f64::NAN, |t| {
         t.saturating_duration_since(t0_mono).as_secs_f64() * 1e3
     });
+    // The client bound to the dead contact node gets a new path too (the
+    // new contact binds it to itself; else its agent falls back home).
+    let bound_recovered = probe::first_echo(
+        &session.lab,
+        "C2",
+        SocketAddr::from((X, ECHO_PORT)),
+        RECOVER_LIMIT,
+    );
+    let bound_client_recover_ms = bound_recovered.map_or(f64::NAN, |t| {
+        t.saturating_duration_since(t0_mono).as_secs_f64() * 1e3
+    });
     // Who took over, and when.
     let (new_contact, status) = wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
         [A, B].iter().find_map(|m| {
@@ -396,6 +409,7 @@ fn drill(session: &Session, fault: Fault, rep: u32) -> anyhow::Result<Row> {
         conns_at_contact: STREAMS,
         conns_at_contact_survived: at_contact.healthy(),
         new_contact: new_contact.trim_start_matches("contact-node-").to_string(),
+        bound_client_recover_ms,
     };
     at_member.stop();
     at_contact.stop();

@@ -55,13 +55,18 @@ pub struct Row {
     /// The member that took X over (not in the CSV).
     #[serde(skip)]
     pub new_contact: String,
+    /// Fault to the first new connection from C2, the client that was
+    /// route-optimized to the dead contact node (not in the CSV).
+    pub bound_client_recover_ms: f64,
 }
 
 impl Row {
     /// Whether the rep recovered with every member-held connection alive.
     #[must_use]
     pub fn ok(&self) -> bool {
-        self.recover_ms.is_finite() && self.conns_at_members_survived == self.conns_at_members
+        self.recover_ms.is_finite()
+            && self.bound_client_recover_ms.is_finite()
+            && self.conns_at_members_survived == self.conns_at_members
     }
 }
 
@@ -137,6 +142,9 @@ pub struct FaultSummary {
     pub registered_ms: Spread,
     /// Fault to a new connection.
     pub recover_ms: Spread,
+    /// Fault to a new connection from the client bound to the dead
+    /// contact node.
+    pub bound_client_recover_ms: Spread,
     /// Member-held connections and how many survived, over all reps.
     pub conns_at_members: (u32, u32),
     /// Contact-held connections and how many survived.
@@ -181,6 +189,7 @@ pub fn summarize(rows: &[Row], heartbeat_ms: u64, dead_after_ms: u64) -> Summary
             detect_ms: Spread::of(rs.iter().map(|r| r.detect_ms)),
             registered_ms: Spread::of(rs.iter().map(|r| r.registered_ms)),
             recover_ms: Spread::of(rs.iter().map(|r| r.recover_ms)),
+            bound_client_recover_ms: Spread::of(rs.iter().map(|r| r.bound_client_recover_ms)),
             ..FaultSummary::default()
         };
         for r in &rs {
@@ -212,6 +221,7 @@ mod tests {
             conns_at_contact: 2,
             conns_at_contact_survived: 0,
             new_contact: "A".into(),
+            bound_client_recover_ms: recover,
         }
     }
 
