@@ -49,6 +49,11 @@ pub struct BenchReport {
     pub ha_to_forward_ratio: Option<f64>,
     /// The same ratios for every stream count measured: `ratios[n][name]`.
     pub ratios: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The datapath mode the engines chose (`tun-offload` or `raw`;
+    /// `mixed` if they differ, absent if none answered).
+    pub datapath: Option<String>,
+    /// Per daemon: the datapath mode its engine reported.
+    pub datapaths: BTreeMap<String, String>,
     /// Per path: `direct`, `kernel_forward`, `home_agent`, `route_optimized`.
     pub paths: BTreeMap<String, PathResult>,
     /// The client's binding for X existed during the route-optimized
@@ -79,6 +84,18 @@ impl BenchReport {
     pub fn gbit_s(&self, path: &str, streams: u32) -> Option<f64> {
         let t = self.paths.get(path)?.tcp.get(&streams.to_string())?;
         (t.iperf.gbit_s > 0.0).then_some(t.iperf.gbit_s)
+    }
+
+    /// Records the engines' datapath modes and the common one.
+    pub fn set_datapaths(&mut self, modes: BTreeMap<String, String>) {
+        let mut distinct: Vec<&String> = modes.values().collect();
+        distinct.dedup();
+        self.datapath = match distinct.as_slice() {
+            [] => None,
+            [one] => Some((*one).clone()),
+            _ => Some("mixed".to_string()),
+        };
+        self.datapaths = modes;
     }
 
     /// Fills the ratio fields from the paths.
@@ -139,5 +156,25 @@ mod tests {
         // A path without a figure has no ratio (not a zero).
         assert!(!r.ratios["4"].contains_key("ro_ratio"));
         assert!(!r.passed() || r.errors.is_empty());
+    }
+
+    #[test]
+    fn datapath_names_the_common_mode() {
+        let mut r = BenchReport::default();
+        let m = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        r.set_datapaths(m(&[("C", "tun-offload"), ("K", "tun-offload")]));
+        assert_eq!(r.datapath.as_deref(), Some("tun-offload"));
+        r.set_datapaths(m(&[
+            ("C", "tun-offload"),
+            ("K", "raw"),
+            ("HA", "tun-offload"),
+        ]));
+        assert_eq!(r.datapath.as_deref(), Some("mixed"));
+        r.set_datapaths(BTreeMap::new());
+        assert_eq!(r.datapath, None);
     }
 }
