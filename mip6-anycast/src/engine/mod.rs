@@ -3,6 +3,8 @@
 //! This part gives the engine (and the daemons and the testbed) the kernel
 //! objects the datapath is built from, all programmed without `ip`/`tc`:
 //!
+//! - [`bpf`]: the home tunnel's kernel half (tc programs that add or
+//!   strip the outer header of plain packets, GSO kept whole).
 //! - [`netns`]: named network namespaces, running code inside them.
 //! - [`netlink`]: an async rtnetlink handle per namespace (links, addresses,
 //!   routes, rules, tc ingress steering).
@@ -24,6 +26,7 @@
 //! one [`rawsock::RawSender`] and (optionally) the [`steer::Steering`] of
 //! its namespace, and is programmed through table updates.
 
+pub mod bpf;
 pub mod datapath;
 pub mod gro;
 pub mod netlink;

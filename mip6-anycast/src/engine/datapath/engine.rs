@@ -34,6 +34,7 @@ use super::member::MemberOutput;
 use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo};
 use super::stats::{Action, BindingStats, DatapathMode, DropReason, EngineStats};
 use super::tables::TableUpdate;
+use crate::engine::bpf::{Decap, Encap, Handled, KernelTunnel};
 use crate::engine::gro::Coalescer;
 use crate::engine::netlink::Rule6;
 use crate::engine::pmtu::PathMtu;
@@ -73,8 +74,10 @@ pub struct EngineConfig {
     /// See [`EngineConfig::icmp_burst`].
     pub icmp_interval: Duration,
     /// Which datapath to run ([`DatapathMode::Auto`]: TUN offloads if the
-    /// TUN has `IFF_VNET_HDR` and forwarding can be enabled on it, else
-    /// raw; [`DatapathMode::TunOffload`] fails to start without them).
+    /// TUN has `IFF_VNET_HDR` and forwarding can be enabled on it, plus
+    /// the BPF home tunnel when the engine owns a steering and the kernel
+    /// takes the programs, else raw; an explicit mode fails to start
+    /// without what it needs).
     pub mode: DatapathMode,
 }
 
@@ -170,6 +173,8 @@ impl Engine {
                 source,
             })?;
         let raw = io.raw.into_async()?;
+        let (mode, kernel, kernel_plan) =
+            plan_kernel_tunnel(mode, cfg.mode, ns.as_deref(), &io.steering)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity.max(1));
         let (punt_tx, punt_rx) = mpsc::channel(cfg.punt_capacity.max(1));
         let path_mtu = cfg
@@ -187,6 +192,8 @@ impl Engine {
             tun: Arc::new(tun),
             mode,
             pmtu,
+            kernel,
+            kernel_plan,
             raw,
             steering: io.steering,
             steered_to: HashMap::new(),
@@ -231,19 +238,21 @@ fn open_tun(tun: Tun, want: DatapathMode) -> Result<(TunQueue, DatapathMode), En
     };
     let mode = match want {
         DatapathMode::Raw => DatapathMode::Raw,
-        DatapathMode::Auto | DatapathMode::TunOffload => match offload() {
-            Ok(()) => DatapathMode::TunOffload,
-            Err(why) if want == DatapathMode::TunOffload => {
-                return Err(EngineError::Io {
-                    op: "enable offloads",
-                    source: io::Error::other(why),
-                });
+        DatapathMode::Auto | DatapathMode::TunOffload | DatapathMode::TunOffloadBpf => {
+            match offload() {
+                Ok(()) => DatapathMode::TunOffload,
+                Err(why) if want != DatapathMode::Auto => {
+                    return Err(EngineError::Io {
+                        op: "enable offloads",
+                        source: io::Error::other(why),
+                    });
+                }
+                Err(why) => {
+                    debug!(tun = %name, %why, "TUN offloads unavailable, raw datapath");
+                    DatapathMode::Raw
+                }
             }
-            Err(why) => {
-                debug!(tun = %name, %why, "TUN offloads unavailable, raw datapath");
-                DatapathMode::Raw
-            }
-        },
+        }
     };
     if mode == DatapathMode::Raw && q.vnet() {
         // Plain packets with complete checksums, virtio header all zero.
@@ -253,6 +262,58 @@ fn open_tun(tun: Tun, want: DatapathMode) -> Result<(TunQueue, DatapathMode), En
         })?;
     }
     Ok((q, mode))
+}
+
+/// Where the BPF home tunnel goes once the tables hold a tunnel.
+#[derive(Debug, Clone)]
+pub(super) struct KernelTunnelPlan {
+    ns: Option<String>,
+    interfaces: Vec<String>,
+    /// Refuse to run without it ([`DatapathMode::TunOffloadBpf`] asked
+    /// for explicitly).
+    required: bool,
+}
+
+/// Decides whether the BPF home tunnel joins a TUN offload datapath
+/// (asked for, or auto mode, and the engine owns a steering). The
+/// programs are loaded and attached when the tables first hold a tunnel
+/// (an engine without tunnels, e.g. a correspondent, never runs them);
+/// an explicit request loads them at once so that failure stops the
+/// start.
+fn plan_kernel_tunnel(
+    mode: DatapathMode,
+    want: DatapathMode,
+    ns: Option<&str>,
+    steering: &Option<Steering>,
+) -> Result<(DatapathMode, Option<KernelTunnel>, Option<KernelTunnelPlan>), EngineError> {
+    let wanted = matches!(want, DatapathMode::Auto | DatapathMode::TunOffloadBpf);
+    let Some(st) = steering
+        .as_ref()
+        .filter(|_| wanted && mode == DatapathMode::TunOffload)
+    else {
+        if want == DatapathMode::TunOffloadBpf {
+            return Err(EngineError::Io {
+                op: "attach the BPF tunnel",
+                source: io::Error::other("needs TUN offloads and the engine's own steering"),
+            });
+        }
+        return Ok((mode, None, None));
+    };
+    let plan = KernelTunnelPlan {
+        ns: ns.map(str::to_string),
+        interfaces: st.config().interfaces.clone(),
+        required: want == DatapathMode::TunOffloadBpf,
+    };
+    if !plan.required {
+        return Ok((mode, None, Some(plan)));
+    }
+    match KernelTunnel::attach(ns, &plan.interfaces) {
+        Ok(k) => Ok((DatapathMode::TunOffloadBpf, Some(k), None)),
+        Err(e) => Err(EngineError::Io {
+            op: "attach the BPF tunnel",
+            source: io::Error::other(e.to_string()),
+        }),
+    }
 }
 
 pub(super) struct Task {
@@ -268,6 +329,8 @@ pub(super) struct Task {
     pub(super) tun: Arc<TunQueue>,
     pub(super) mode: DatapathMode,
     pub(super) pmtu: PathMtu,
+    kernel: Option<KernelTunnel>,
+    kernel_plan: Option<KernelTunnelPlan>,
     pub(super) raw: AsyncRawSender,
     steering: Option<Steering>,
     steered_to: HashMap<Ipv6Addr, Headroom>,
@@ -413,6 +476,7 @@ impl Task {
         }
         self.flush_member_output().await;
         let synced = self.sync_steering().await;
+        self.sync_kernel_tunnel();
         result.and(synced)
     }
 
@@ -438,6 +502,56 @@ impl Task {
                     }
                 },
             }
+        }
+    }
+
+    /// Puts the tunnels of the tables into the BPF maps: the member side
+    /// (reverse tunnels of local home addresses; none while a client's
+    /// packets are held or forwarded, which only the engine does) and the
+    /// home agent side (home tunnels).
+    fn sync_kernel_tunnel(&mut self) {
+        let t = self.dp.tables();
+        let has_tunnels = t.home_tunnels().next().is_some() || t.reverse_tunnels().next().is_some();
+        if self.kernel.is_none()
+            && has_tunnels
+            && let Some(plan) = self.kernel_plan.take()
+        {
+            match KernelTunnel::attach(plan.ns.as_deref(), &plan.interfaces) {
+                Ok(k) => {
+                    debug!("BPF tunnel attached");
+                    self.kernel = Some(k);
+                    self.mode = DatapathMode::TunOffloadBpf;
+                }
+                Err(e) => debug!(error = %e, "BPF tunnel unavailable"),
+            }
+        }
+        let Some(k) = self.kernel.as_mut() else {
+            return;
+        };
+        let t = self.dp.tables();
+        let decap: Vec<Decap> = if self.dp.members().has_clients() {
+            Vec::new()
+        } else {
+            t.reverse_tunnels()
+                .filter(|(hoa, _)| t.is_local_home(hoa))
+                .map(|(hoa, e)| Decap {
+                    home_agent: e.remote,
+                    coa: e.local,
+                    hoa,
+                })
+                .collect()
+        };
+        let encap: Vec<Encap> = t
+            .home_tunnels()
+            .map(|(hoa, e)| Encap {
+                hoa,
+                home_agent: e.local,
+                coa: e.remote,
+                mtu: self.path_mtu,
+            })
+            .collect();
+        if let Err(e) = k.sync(&decap, &encap) {
+            tracing::warn!(error = %e, "BPF tunnel maps");
         }
     }
 
@@ -571,7 +685,44 @@ impl Task {
                 .counters()
                 .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost);
         s.datapath = self.mode;
+        if let Some(k) = &self.kernel {
+            fold_kernel_counts(&mut s, k);
+        }
         s
+    }
+}
+
+/// Counts what the BPF programs did as the engine's own tunnel actions
+/// and binding usage (the control planes and tests see one datapath).
+fn fold_kernel_counts(s: &mut EngineStats, k: &KernelTunnel) {
+    use super::tables::BindingKey;
+    let mut add = |a: Action, key: BindingKey, h: Handled, inbound: bool| {
+        let c = s.actions.entry(a).or_default();
+        c.packets = c.packets.wrapping_add(h.packets);
+        c.bytes = c.bytes.wrapping_add(h.bytes);
+        if let Some(b) = s.bindings.iter_mut().find(|b| b.key == key) {
+            b.packets = b.packets.wrapping_add(h.packets);
+            b.bytes = b.bytes.wrapping_add(h.bytes);
+            if inbound {
+                b.packets_in = b.packets_in.wrapping_add(h.packets);
+            }
+        }
+    };
+    for (hoa, h) in k.encapsulated() {
+        add(
+            Action::HomeTunnelEncapsulated,
+            BindingKey::HomeTunnel { hoa },
+            h,
+            false,
+        );
+    }
+    for (hoa, h) in k.decapsulated() {
+        add(
+            Action::ReverseTunnelDecapsulated,
+            BindingKey::ReverseTunnel { hoa },
+            h,
+            true,
+        );
     }
 }
 

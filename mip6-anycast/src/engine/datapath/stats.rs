@@ -423,6 +423,11 @@ pub enum DatapathMode {
     /// back into the TUN, which forwards them (`force_forwarding` on the
     /// TUN) and lets the kernel segment them.
     TunOffload,
+    /// [`DatapathMode::TunOffload`] plus the home tunnel's plain packets
+    /// encapsulated and decapsulated by tc BPF programs
+    /// ([`crate::engine::bpf`]), GSO kept whole.
+    #[serde(rename = "tun-offload+bpf-tunnel")]
+    TunOffloadBpf,
 }
 
 impl EngineStats {

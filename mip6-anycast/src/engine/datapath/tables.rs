@@ -442,6 +442,16 @@ impl Tables {
         self.home_tunnels.get(hoa).map(|e| e.value)
     }
 
+    /// Every reverse tunnel (home address, ends).
+    pub fn reverse_tunnels(&self) -> impl Iterator<Item = (Ipv6Addr, TunnelEnds)> + '_ {
+        self.reverse_tunnels.iter().map(|(h, e)| (*h, e.value))
+    }
+
+    /// Every home tunnel (home address, ends).
+    pub fn home_tunnels(&self) -> impl Iterator<Item = (Ipv6Addr, TunnelEnds)> + '_ {
+        self.home_tunnels.iter().map(|(h, e)| (*h, e.value))
+    }
+
     /// Records that a packet of `len` octets (`n` on the wire: a GSO
     /// packet counts its segments) was sent through binding `key`.
     pub(crate) fn hit(&mut self, key: BindingKey, len: usize, n: u64, now: Instant) {
