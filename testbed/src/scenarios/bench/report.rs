@@ -49,8 +49,10 @@ pub struct BenchReport {
     pub ha_to_forward_ratio: Option<f64>,
     /// The same ratios for every stream count measured: `ratios[n][name]`.
     pub ratios: BTreeMap<String, BTreeMap<String, f64>>,
-    /// The datapath mode the engines chose (`tun-offload` or `raw`;
-    /// `mixed` if they differ, absent if none answered).
+    /// The datapath modes the engines chose (`raw`, `tun-offload`,
+    /// `tun-offload+bpf-tunnel`; the distinct ones joined by `, ` when the
+    /// daemons differ, e.g. the correspondent has no tunnel to put in BPF;
+    /// absent if none answered).
     pub datapath: Option<String>,
     /// Per daemon: the datapath mode its engine reported.
     pub datapaths: BTreeMap<String, String>,
@@ -88,13 +90,10 @@ impl BenchReport {
 
     /// Records the engines' datapath modes and the common one.
     pub fn set_datapaths(&mut self, modes: BTreeMap<String, String>) {
-        let mut distinct: Vec<&String> = modes.values().collect();
-        distinct.dedup();
-        self.datapath = match distinct.as_slice() {
-            [] => None,
-            [one] => Some((*one).clone()),
-            _ => Some("mixed".to_string()),
-        };
+        let distinct: std::collections::BTreeSet<&str> =
+            modes.values().map(String::as_str).collect();
+        self.datapath =
+            (!distinct.is_empty()).then(|| distinct.into_iter().collect::<Vec<_>>().join(", "));
         self.datapaths = modes;
     }
 
@@ -170,10 +169,13 @@ mod tests {
         assert_eq!(r.datapath.as_deref(), Some("tun-offload"));
         r.set_datapaths(m(&[
             ("C", "tun-offload"),
-            ("K", "raw"),
+            ("K", "tun-offload+bpf-tunnel"),
             ("HA", "tun-offload"),
         ]));
-        assert_eq!(r.datapath.as_deref(), Some("mixed"));
+        assert_eq!(
+            r.datapath.as_deref(),
+            Some("tun-offload, tun-offload+bpf-tunnel")
+        );
         r.set_datapaths(BTreeMap::new());
         assert_eq!(r.datapath, None);
     }
