@@ -1,8 +1,8 @@
 //! The engine's per-packet I/O: what happens to a packet read from the
 //! TUN once [`Datapath::process`](super::Datapath::process) has decided.
 //!
-//! With [`DatapathMode::TunOffload`] a packet may be a 64 KB GSO
-//! super-packet with a partial checksum. The datapath's edits (RH2 or HAO
+//! With TUN offloads ([`super::DatapathMode::tun_offload`]) a packet may
+//! be a 64 KB GSO super-packet with a partial checksum. The datapath's edits (RH2 or HAO
 //! inserted or stripped, an outer header added or removed) all sit in
 //! front of the transport header, so the virtio header only needs its
 //! `csum_start`/`hdr_len` moved by the change in length. Rewritten packets
@@ -27,7 +27,7 @@ use super::classify;
 use super::engine::Task;
 use super::icmp;
 use super::process::{HEADROOM, Rewrite, Verdict};
-use super::stats::{Action, DatapathMode, DropReason};
+use super::stats::{Action, DropReason};
 use crate::engine::gro::Push;
 use crate::engine::rawsock::RawSockError;
 use crate::engine::vnet::{self, VnetHdr};
@@ -97,7 +97,7 @@ impl Task {
     /// kernel); with offloads, consecutive TCP segments are joined first
     /// ([`crate::engine::gro`]) and written by [`Task::gro_flush`].
     fn write_tun(&mut self, hdr: &VnetHdr, b: Bounds, segs: u64) {
-        if self.mode == DatapathMode::TunOffload {
+        if self.mode.tun_offload() {
             let pkt = &self.buf[b.range()];
             let mut held = self.gro.push(pkt, hdr) == Push::Held;
             if !held && !self.gro.is_empty() {
@@ -158,7 +158,7 @@ impl Task {
         segs: u64,
         now: Instant,
     ) {
-        if self.mode == DatapathMode::TunOffload && self.tun_output_ok(&hdr, b, now) {
+        if self.mode.tun_offload() && self.tun_output_ok(&hdr, b, now) {
             let tunnel = self.buf.get(b.start + 6) == Some(&wire::ip_proto::IPV6);
             if hdr.is_gso() && tunnel {
                 self.segments_to_tun(hdr, b);

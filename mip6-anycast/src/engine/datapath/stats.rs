@@ -430,6 +430,14 @@ pub enum DatapathMode {
     TunOffloadBpf,
 }
 
+impl DatapathMode {
+    /// The TUN carries virtio headers and GSO packets, and rewritten
+    /// packets go back into it.
+    pub fn tun_offload(self) -> bool {
+        matches!(self, DatapathMode::TunOffload | DatapathMode::TunOffloadBpf)
+    }
+}
+
 impl EngineStats {
     /// The counter of one action (zero if absent).
     pub fn action(&self, a: Action) -> Counter {
@@ -455,6 +463,19 @@ impl EngineStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_offload_modes_write_back_into_the_tun() {
+        assert!(DatapathMode::TunOffload.tun_offload());
+        assert!(DatapathMode::TunOffloadBpf.tun_offload());
+        assert!(!DatapathMode::Raw.tun_offload());
+        assert!(!DatapathMode::Auto.tun_offload());
+        let names: Vec<String> = [DatapathMode::Raw, DatapathMode::TunOffloadBpf]
+            .iter()
+            .map(|m| serde_json::to_string(m).unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["\"raw\"", "\"tun-offload+bpf-tunnel\""]);
+    }
 
     #[test]
     fn enums_index_their_arrays() {
