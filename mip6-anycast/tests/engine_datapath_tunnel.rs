@@ -18,7 +18,7 @@ use engine_datapath_util::lab::{
     Digest, EchoClient, World, bulk_send, connect_from, echo_server, join_server, sink_server, x,
 };
 use engine_datapath_util::wire_tap::{Capture, TCP_RST, hao_of, rh2_of, tcp_flags, tunnel_of};
-use mip6_anycast::engine::datapath::{Action, BindingKey, DropReason, EngineStats};
+use mip6_anycast::engine::datapath::{Action, BindingKey, DatapathMode, DropReason, EngineStats};
 use mip6_anycast::require_root;
 
 /// No TCP RST anywhere on the wire (also inside tunnels).
@@ -84,6 +84,20 @@ async fn home_agent_tunnel_carries_a_kernel_tcp_connection() {
     );
     assert_eq!(unexpected_drops(&ha), vec![]);
     assert_eq!(unexpected_drops(&k), vec![]);
+    eprintln!(
+        "datapaths: HA {:?}, K {:?}; HA read {} packets",
+        ha.datapath, k.datapath, ha.received.packets
+    );
+    if ha.datapath == DatapathMode::TunOffloadBpf {
+        // The tc programs tunnelled C's data: through the engine alone
+        // every encapsulated and every decapsulated packet is read from
+        // the TUN; here the encapsulated ones were not.
+        assert!(
+            ha.received.packets
+                < count(&ha, Action::HomeTunnelEncapsulated)
+                    + count(&ha, Action::HomeTunnelDecapsulated)
+        );
+    }
     // The binding usage counts both directions.
     let usage = ha
         .binding(&BindingKey::HomeTunnel { hoa: x() })

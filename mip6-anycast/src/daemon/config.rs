@@ -222,6 +222,11 @@ pub struct EngineSection {
     pub table: Option<u32>,
     /// Priority of the steering rules (the "from" rules get the next one).
     pub rule_priority: Option<u32>,
+    /// `"auto"` (default: TUN offloads when the kernel allows them),
+    /// `"raw"` (one packet per read, raw socket out) or `"tun-offload"`
+    /// (refuse to start without offloads).
+    #[serde(default)]
+    pub datapath: crate::engine::datapath::DatapathMode,
 }
 
 fn default_tun() -> String {
@@ -237,6 +242,7 @@ impl Default for EngineSection {
             fwmark: None,
             table: None,
             rule_priority: None,
+            datapath: Default::default(),
         }
     }
 }

@@ -82,7 +82,11 @@ impl DaemonEngine {
             .await
             .context("installing the steering (TUN, tc filters, rules)")?;
         let io = EngineIo::from_steering(steering, tun).context("opening the engine's sockets")?;
-        let running = Engine::start(io, EngineConfig::default()).context("starting the engine")?;
+        let ecfg = EngineConfig {
+            mode: cfg.datapath,
+            ..EngineConfig::default()
+        };
+        let running = Engine::start(io, ecfg).context("starting the engine")?;
         info!(tun = %cfg.tun, interfaces = ?interfaces, "engine started");
         Ok(DaemonEngine {
             handle: running.handle,

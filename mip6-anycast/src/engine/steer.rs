@@ -97,10 +97,14 @@ pub struct SteeringConfig {
 impl SteeringConfig {
     /// Defaults: the four next headers, `ingress` qdisc, filter prios from
     /// 10, tables 100/101, rule prios 1000/1001, fwmark `0x6d69` ("mi"),
-    /// path MTU 1500, "from" headroom 40.
+    /// path MTU 1500, "from" headroom 40, a TUN with `IFF_VNET_HDR` (the
+    /// engine decides at start whether it uses the offloads).
     pub fn new(tun_name: &str, interfaces: &[&str]) -> Self {
         Self {
-            tun: TunConfig::new(tun_name),
+            tun: TunConfig {
+                offload: true,
+                ..TunConfig::new(tun_name)
+            },
             interfaces: interfaces.iter().map(|s| s.to_string()).collect(),
             next_headers: DEFAULT_NEXT_HEADERS.to_vec(),
             qdisc: QdiscKind::Ingress,

@@ -48,6 +48,9 @@ pub enum Ipv6Conf {
     AddrGenMode,
     /// `mtu`.
     Mtu,
+    /// `force_forwarding` (Linux 6.17+): forward packets that arrive on
+    /// this interface even when `all.forwarding` is off.
+    ForceForwarding,
 }
 
 impl Ipv6Conf {
@@ -62,6 +65,7 @@ impl Ipv6Conf {
             Ipv6Conf::RouterSolicitations => "router_solicitations",
             Ipv6Conf::AddrGenMode => "addr_gen_mode",
             Ipv6Conf::Mtu => "mtu",
+            Ipv6Conf::ForceForwarding => "force_forwarding",
         }
     }
 }

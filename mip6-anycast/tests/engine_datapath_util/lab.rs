@@ -90,6 +90,24 @@ impl Node {
     }
 }
 
+/// The engines' settings: the default (auto datapath), or the mode named
+/// by `MIP6_TEST_DATAPATH` (`raw`, `tun-offload`,
+/// `tun-offload+bpf-tunnel`) to run the same tests on each datapath.
+pub fn engine_config() -> EngineConfig {
+    let mode = std::env::var("MIP6_TEST_DATAPATH")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            serde_json::from_value(serde_json::Value::String(m.clone()))
+                .unwrap_or_else(|e| panic!("MIP6_TEST_DATAPATH={m}: {e}"))
+        })
+        .unwrap_or_default();
+    EngineConfig {
+        mode,
+        ..EngineConfig::default()
+    }
+}
+
 /// The lab with its three engines.
 pub struct World {
     /// Client host C (an engine as correspondent).
@@ -119,8 +137,8 @@ async fn start_engine(lab: &Lab, node: usize, link: usize, on_worker: bool) -> N
     let io = EngineIo::from_steering(steering, tun).expect("engine io");
     let worker = on_worker.then(|| NetnsWorker::start(lab.ns(node)).expect("namespace worker"));
     let running = match &worker {
-        Some(w) => Engine::start_on(w.handle(), io, EngineConfig::default()),
-        None => Engine::start(io, EngineConfig::default()),
+        Some(w) => Engine::start_on(w.handle(), io, engine_config()),
+        None => Engine::start(io, engine_config()),
     }
     .expect("start engine");
     Node {

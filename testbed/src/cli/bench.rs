@@ -84,10 +84,11 @@ pub fn run(
     }
     let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
     println!(
-        "bench: ro_ratio {} ha_ratio {} (baseline: direct veth, same run); ha/kernel forwarding {}",
+        "bench: ro_ratio {} ha_ratio {} (baseline: direct veth, same run); ha/kernel forwarding {}; datapath {}",
         f(r.ro_ratio),
         f(r.ha_ratio),
-        f(r.ha_to_forward_ratio)
+        f(r.ha_to_forward_ratio),
+        r.datapath.as_deref().unwrap_or("-")
     );
     for e in &r.errors {
         eprintln!("bench: error: {e}");

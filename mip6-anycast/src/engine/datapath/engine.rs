@@ -6,7 +6,11 @@
 //! front receives every packet, [`Datapath::process`] edits it in place,
 //! and the result is written from the same buffer. After a wake-up the loop
 //! drains up to [`EngineConfig::batch`] queued packets with non-blocking
-//! reads and reads the clock once per batch. Table updates are applied
+//! reads and reads the clock once per batch. The datapath mode
+//! ([`DatapathMode`], chosen at start) decides how packets move: with
+//! TUN offloads a read is a whole GSO super-packet and rewritten packets
+//! go back into the TUN (see [`super::output`]); without, one packet per
+//! read and the marked raw socket. Table updates are applied
 //! between packets; when the engine owns the [`Steering`] it then installs
 //! or removes the "to HoA" routes and "from X" rules the tables need
 //! (awaiting netlink, which pauses the packet loop for that long).
@@ -14,28 +18,37 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::Ipv6Addr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFdReadyGuard;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace};
 
-use super::classify;
 use super::handle::{Command, EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
-use super::icmp::{self, RateLimit};
+use super::icmp::RateLimit;
 use super::member::MemberOutput;
-use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
-use super::stats::{Action, BindingStats, DropReason, EngineStats};
+use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo};
+use super::stats::{Action, BindingStats, DatapathMode, DropReason, EngineStats};
 use super::tables::TableUpdate;
+use crate::engine::bpf::{Decap, Encap, Handled, KernelTunnel};
+use crate::engine::gro::Coalescer;
 use crate::engine::netlink::Rule6;
-use crate::engine::rawsock::{AsyncRawSender, RawSender, RawSockError};
+use crate::engine::pmtu::PathMtu;
+use crate::engine::rawsock::{AsyncRawSender, RawSender};
 use crate::engine::steer::{Headroom, SteerError, Steering};
-use crate::engine::tun::{AsyncTun, Tun};
+use crate::engine::sysctl::{self, Ipv6Conf};
+use crate::engine::tun::Tun;
+use crate::engine::tunio::{TCP_OFFLOADS, TunQueue};
+use crate::engine::vnet::{VNET_HDR_LEN, VnetHdr};
 use crate::wire::{self, Bounds, Ipv6Packet, TunnelParams, edit};
 
 /// Largest packet the engine reads or sends (an IPv6 payload length of
 /// 65535 plus the fixed header).
-const MAX_PACKET: usize = 65535 + wire::IPV6_HEADER_LEN;
+pub(super) const MAX_PACKET: usize = 65535 + wire::IPV6_HEADER_LEN;
 
 /// Settings of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +73,12 @@ pub struct EngineConfig {
     pub icmp_burst: u32,
     /// See [`EngineConfig::icmp_burst`].
     pub icmp_interval: Duration,
+    /// Which datapath to run ([`DatapathMode::Auto`]: TUN offloads if the
+    /// TUN has `IFF_VNET_HDR` and forwarding can be enabled on it, plus
+    /// the BPF home tunnel when the engine owns a steering and the kernel
+    /// takes the programs, else raw; an explicit mode fails to start
+    /// without what it needs).
+    pub mode: DatapathMode,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +92,7 @@ impl Default for EngineConfig {
             icmp_too_big: true,
             icmp_burst: 10,
             icmp_interval: Duration::from_millis(10),
+            mode: DatapathMode::Auto,
         }
     }
 }
@@ -145,8 +165,16 @@ impl Engine {
     /// Registers the TUN and raw socket with the current tokio runtime and
     /// spawns the engine task on it. Must be called from inside a runtime.
     pub fn start(io: EngineIo, cfg: EngineConfig) -> Result<RunningEngine, EngineError> {
-        let tun = io.tun.into_async()?;
+        let ns = io.tun.netns().map(str::to_string);
+        let (tun, mode) = open_tun(io.tun, cfg.mode)?;
+        let pmtu =
+            PathMtu::new(ns.as_deref(), io.raw.mark()).map_err(|source| EngineError::Io {
+                op: "open the path MTU probe socket",
+                source,
+            })?;
         let raw = io.raw.into_async()?;
+        let (mode, kernel, kernel_plan) =
+            plan_kernel_tunnel(mode, cfg.mode, ns.as_deref(), &io.steering)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_capacity.max(1));
         let (punt_tx, punt_rx) = mpsc::channel(cfg.punt_capacity.max(1));
         let path_mtu = cfg
@@ -156,10 +184,16 @@ impl Engine {
         let task = Task {
             dp: Datapath::new(cfg.datapath),
             buf: vec![0u8; HEADROOM + MAX_PACKET],
+            seg: vec![0u8; MAX_PACKET],
+            gro: Coalescer::new(),
             scratch: Vec::new(),
             icmp_buf: vec![0u8; crate::engine::steer::IPV6_MIN_MTU as usize],
             icmp_limit: RateLimit::new(cfg.icmp_burst, cfg.icmp_interval),
-            tun,
+            tun: Arc::new(tun),
+            mode,
+            pmtu,
+            kernel,
+            kernel_plan,
             raw,
             steering: io.steering,
             steered_to: HashMap::new(),
@@ -170,6 +204,7 @@ impl Engine {
             path_mtu,
             cfg,
         };
+        debug!(tun = task.tun.name(), ?mode, "engine datapath");
         let task = tokio::spawn(task.run());
         Ok(RunningEngine {
             handle: EngineHandle { cmds: cmd_tx },
@@ -179,34 +214,137 @@ impl Engine {
     }
 }
 
-struct Task {
-    dp: Datapath,
-    buf: Vec<u8>,
-    scratch: Vec<u8>,
-    icmp_buf: Vec<u8>,
-    icmp_limit: RateLimit,
-    tun: AsyncTun,
-    raw: AsyncRawSender,
+/// Registers the TUN and picks the datapath: TUN offloads need
+/// `IFF_VNET_HDR`, the TCP offload flags, and forwarding of what the
+/// engine writes back (`force_forwarding` on the TUN, or forwarding on
+/// in the namespace).
+fn open_tun(tun: Tun, want: DatapathMode) -> Result<(TunQueue, DatapathMode), EngineError> {
+    let ns = tun.netns().map(str::to_string);
+    let name = tun.name().to_string();
+    let q = TunQueue::new(tun)?;
+    let offload = || -> Result<(), String> {
+        if !q.vnet() {
+            return Err("the TUN has no IFF_VNET_HDR".into());
+        }
+        let forwarding = sysctl::set_ipv6_conf(ns.as_deref(), &name, Ipv6Conf::ForceForwarding, 1)
+            .is_ok()
+            || sysctl::read(ns.as_deref(), "net/ipv6/conf/all/forwarding")
+                .is_ok_and(|v| v.trim() == "1");
+        if !forwarding {
+            return Err("cannot forward packets written into the TUN".into());
+        }
+        q.set_offloads(TCP_OFFLOADS)
+            .map_err(|e| format!("TUNSETOFFLOAD: {e}"))
+    };
+    let mode = match want {
+        DatapathMode::Raw => DatapathMode::Raw,
+        DatapathMode::Auto | DatapathMode::TunOffload | DatapathMode::TunOffloadBpf => {
+            match offload() {
+                Ok(()) => DatapathMode::TunOffload,
+                Err(why) if want != DatapathMode::Auto => {
+                    return Err(EngineError::Io {
+                        op: "enable offloads",
+                        source: io::Error::other(why),
+                    });
+                }
+                Err(why) => {
+                    debug!(tun = %name, %why, "TUN offloads unavailable, raw datapath");
+                    DatapathMode::Raw
+                }
+            }
+        }
+    };
+    if mode == DatapathMode::Raw && q.vnet() {
+        // Plain packets with complete checksums, virtio header all zero.
+        q.set_offloads(0).map_err(|source| EngineError::Io {
+            op: "disable offloads",
+            source,
+        })?;
+    }
+    Ok((q, mode))
+}
+
+/// Where the BPF home tunnel goes once the tables hold a tunnel.
+#[derive(Debug, Clone)]
+pub(super) struct KernelTunnelPlan {
+    ns: Option<String>,
+    interfaces: Vec<String>,
+    /// Refuse to run without it ([`DatapathMode::TunOffloadBpf`] asked
+    /// for explicitly).
+    required: bool,
+}
+
+/// Decides whether the BPF home tunnel joins a TUN offload datapath
+/// (asked for, or auto mode, and the engine owns a steering). The
+/// programs are loaded and attached when the tables first hold a tunnel
+/// (an engine without tunnels, e.g. a correspondent, never runs them);
+/// an explicit request loads them at once so that failure stops the
+/// start.
+fn plan_kernel_tunnel(
+    mode: DatapathMode,
+    want: DatapathMode,
+    ns: Option<&str>,
+    steering: &Option<Steering>,
+) -> Result<(DatapathMode, Option<KernelTunnel>, Option<KernelTunnelPlan>), EngineError> {
+    let wanted = matches!(want, DatapathMode::Auto | DatapathMode::TunOffloadBpf);
+    let Some(st) = steering
+        .as_ref()
+        .filter(|_| wanted && mode == DatapathMode::TunOffload)
+    else {
+        if want == DatapathMode::TunOffloadBpf {
+            return Err(EngineError::Io {
+                op: "attach the BPF tunnel",
+                source: io::Error::other("needs TUN offloads and the engine's own steering"),
+            });
+        }
+        return Ok((mode, None, None));
+    };
+    let plan = KernelTunnelPlan {
+        ns: ns.map(str::to_string),
+        interfaces: st.config().interfaces.clone(),
+        required: want == DatapathMode::TunOffloadBpf,
+    };
+    if !plan.required {
+        return Ok((mode, None, Some(plan)));
+    }
+    match KernelTunnel::attach(ns, &plan.interfaces) {
+        Ok(k) => Ok((DatapathMode::TunOffloadBpf, Some(k), None)),
+        Err(e) => Err(EngineError::Io {
+            op: "attach the BPF tunnel",
+            source: io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+pub(super) struct Task {
+    pub(super) dp: Datapath,
+    pub(super) buf: Vec<u8>,
+    /// Segments of a GSO packet that has to leave cut up.
+    pub(super) seg: Vec<u8>,
+    /// Segments joined before they are written into the TUN.
+    pub(super) gro: Coalescer,
+    pub(super) scratch: Vec<u8>,
+    pub(super) icmp_buf: Vec<u8>,
+    pub(super) icmp_limit: RateLimit,
+    pub(super) tun: Arc<TunQueue>,
+    pub(super) mode: DatapathMode,
+    pub(super) pmtu: PathMtu,
+    kernel: Option<KernelTunnel>,
+    kernel_plan: Option<KernelTunnelPlan>,
+    pub(super) raw: AsyncRawSender,
     steering: Option<Steering>,
     steered_to: HashMap<Ipv6Addr, Headroom>,
     steered_from: HashSet<Ipv6Addr>,
     cmds: mpsc::Receiver<Command>,
     punts: mpsc::Sender<Punt>,
     punts_lost: u64,
-    path_mtu: u32,
-    cfg: EngineConfig,
+    pub(super) path_mtu: u32,
+    pub(super) cfg: EngineConfig,
 }
 
-enum Event {
+enum Event<'a> {
     Command(Option<Command>),
-    Read(io::Result<usize>),
-}
-
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-    )
+    Readable(io::Result<AsyncFdReadyGuard<'a, OwnedFd>>),
 }
 
 impl Task {
@@ -223,14 +361,12 @@ impl Task {
     }
 
     async fn main_loop(&mut self) -> Result<(), EngineError> {
+        let tun = Arc::clone(&self.tun);
         loop {
-            let ev = {
-                let buf = &mut self.buf[HEADROOM..];
-                tokio::select! {
-                    biased;
-                    c = self.cmds.recv() => Event::Command(c),
-                    r = self.tun.recv(buf) => Event::Read(r),
-                }
+            let ev = tokio::select! {
+                biased;
+                c = self.cmds.recv() => Event::Command(c),
+                r = tun.readable() => Event::Readable(r),
             };
             match ev {
                 Event::Command(None) => return Ok(()),
@@ -238,113 +374,38 @@ impl Task {
                     let _ = reply.send(());
                     return Ok(());
                 }
-                Event::Command(Some(c)) => self.command(c).await,
-                Event::Read(Err(e)) if transient(&e) => {}
-                Event::Read(Err(source)) => {
+                Event::Command(Some(c)) => {
+                    self.gro_flush();
+                    self.command(c).await;
+                }
+                Event::Readable(Err(source)) => {
                     return Err(EngineError::Io { op: "read", source });
                 }
-                Event::Read(Ok(n)) => {
+                Event::Readable(Ok(mut guard)) => {
                     let now = Instant::now();
-                    self.packet(n, now).await;
-                    for _ in 1..self.cfg.batch {
-                        match self.tun.try_recv(&mut self.buf[HEADROOM..]) {
-                            Ok(n) => self.packet(n, now).await,
-                            Err(e) if transient(&e) => break,
+                    for _ in 0..self.cfg.batch.max(1) {
+                        let mut hdr = [0u8; VNET_HDR_LEN];
+                        match tun.try_read(&mut hdr, &mut self.buf[HEADROOM..]) {
+                            Ok(n) => self.packet(n, VnetHdr::parse(&hdr), now).await,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                guard.clear_ready();
+                                break;
+                            }
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    io::ErrorKind::Interrupted | io::ErrorKind::InvalidData
+                                ) => {}
                             Err(source) => return Err(EngineError::Io { op: "read", source }),
                         }
                     }
+                    self.gro_flush();
                 }
             }
         }
     }
 
-    async fn packet(&mut self, n: usize, now: Instant) {
-        let b = Bounds {
-            start: HEADROOM,
-            len: n,
-        };
-        match self.dp.process(&mut self.buf, b, now) {
-            Verdict::Tun(b) => self.write_tun(b).await,
-            Verdict::Wire { bounds, rewrite } => self.send_wire(bounds, rewrite, now).await,
-            Verdict::Punt(p) => self.punt(p, now),
-            Verdict::Hold {
-                bounds,
-                hoa,
-                client,
-            } => {
-                self.dp.hold_packet(&self.buf[bounds.range()], hoa, client);
-            }
-            Verdict::Drop(reason) => {
-                if tracing::enabled!(tracing::Level::TRACE) {
-                    let pkt = &self.buf[HEADROOM..HEADROOM + n];
-                    let (src, dst) = Ipv6Packet::new_checked(pkt)
-                        .map(|p| (p.src_addr(), p.dst_addr()))
-                        .unwrap_or((Ipv6Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED));
-                    trace!(?reason, %src, %dst, nh = pkt.get(6), len = n, "drop");
-                }
-            }
-        }
-    }
-
-    async fn write_tun(&mut self, b: Bounds) {
-        match self.tun.send(&self.buf[b.range()]).await {
-            Ok(_) => self.dp.counters_mut().to_tun.add(b.len),
-            Err(e) => {
-                debug!(error = %e, "TUN write failed");
-                self.dp
-                    .counters_mut()
-                    .drop(DropReason::TunWriteFailed, b.len);
-            }
-        }
-    }
-
-    async fn send_wire(&mut self, b: Bounds, rewrite: Rewrite, now: Instant) {
-        match self.raw.send(&self.buf[b.range()]).await {
-            Ok(_) => self.dp.counters_mut().to_wire.add(b.len),
-            Err(RawSockError::TooBig { len }) => {
-                self.dp.counters_mut().drop(DropReason::TooBig, len);
-                self.too_big(b, rewrite, now).await;
-            }
-            Err(e) => {
-                trace!(error = %e, "raw send failed");
-                self.dp.counters_mut().drop(DropReason::SendFailed, b.len);
-            }
-        }
-    }
-
-    /// RFC 4443 3.2 / RFC 2473 7.1: tells the sender of a packet that no
-    /// longer fits after our rewrite, through the TUN.
-    async fn too_big(&mut self, b: Bounds, rewrite: Rewrite, now: Instant) {
-        if !self.cfg.icmp_too_big {
-            return;
-        }
-        let Some(orig) = icmp::original(&self.buf, b, rewrite, &mut self.scratch) else {
-            return;
-        };
-        if !icmp::may_report(orig) || !self.icmp_limit.allow(now) {
-            return;
-        }
-        let ip = Ipv6Packet::new_unchecked(orig);
-        // From the destination the sender was trying to reach: the kernel
-        // matches the error to its socket by the quoted header.
-        let (src, dst) = (ip.dst_addr(), ip.src_addr());
-        let mtu = icmp::reported_mtu(self.path_mtu, b.len, b.len.saturating_sub(orig.len()));
-        let n = match icmp::packet_too_big(orig, src, mtu, &mut self.icmp_buf) {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        if classify::would_loop(self.dp.tables(), &src, &dst) {
-            return;
-        }
-        debug!(%dst, mtu, "packet too big after rewrite, telling the sender");
-        if self.tun.send(&self.icmp_buf[..n]).await.is_ok() {
-            let c = self.dp.counters_mut();
-            c.action(Action::IcmpTooBigSent, n);
-            c.to_tun.add(n);
-        }
-    }
-
-    fn punt(&mut self, p: PuntInfo, now: Instant) {
+    pub(super) fn punt(&mut self, p: PuntInfo, now: Instant) {
         let (punt, len) = match p {
             PuntInfo::Mobility {
                 bounds,
@@ -415,6 +476,7 @@ impl Task {
         }
         self.flush_member_output().await;
         let synced = self.sync_steering().await;
+        self.sync_kernel_tunnel();
         result.and(synced)
     }
 
@@ -423,7 +485,7 @@ impl Task {
     async fn flush_member_output(&mut self) {
         while let Some(out) = self.dp.take_member_output() {
             match out {
-                MemberOutput::Tun(p) => match self.tun.send(&p).await {
+                MemberOutput::Tun(p) => match self.tun.write(&VnetHdr::default(), &p) {
                     Ok(_) => self.dp.counters_mut().to_tun.add(p.len()),
                     Err(e) => {
                         debug!(error = %e, "TUN write of a released packet failed");
@@ -440,6 +502,56 @@ impl Task {
                     }
                 },
             }
+        }
+    }
+
+    /// Puts the tunnels of the tables into the BPF maps: the member side
+    /// (reverse tunnels of local home addresses; none while a client's
+    /// packets are held or forwarded, which only the engine does) and the
+    /// home agent side (home tunnels).
+    fn sync_kernel_tunnel(&mut self) {
+        let t = self.dp.tables();
+        let has_tunnels = t.home_tunnels().next().is_some() || t.reverse_tunnels().next().is_some();
+        if self.kernel.is_none()
+            && has_tunnels
+            && let Some(plan) = self.kernel_plan.take()
+        {
+            match KernelTunnel::attach(plan.ns.as_deref(), &plan.interfaces) {
+                Ok(k) => {
+                    debug!("BPF tunnel attached");
+                    self.kernel = Some(k);
+                    self.mode = DatapathMode::TunOffloadBpf;
+                }
+                Err(e) => debug!(error = %e, "BPF tunnel unavailable"),
+            }
+        }
+        let Some(k) = self.kernel.as_mut() else {
+            return;
+        };
+        let t = self.dp.tables();
+        let decap: Vec<Decap> = if self.dp.members().has_clients() {
+            Vec::new()
+        } else {
+            t.reverse_tunnels()
+                .filter(|(hoa, _)| t.is_local_home(hoa))
+                .map(|(hoa, e)| Decap {
+                    home_agent: e.remote,
+                    coa: e.local,
+                    hoa,
+                })
+                .collect()
+        };
+        let encap: Vec<Encap> = t
+            .home_tunnels()
+            .map(|(hoa, e)| Encap {
+                hoa,
+                home_agent: e.local,
+                coa: e.remote,
+                mtu: self.path_mtu,
+            })
+            .collect();
+        if let Err(e) = k.sync(&decap, &encap) {
+            tracing::warn!(error = %e, "BPF tunnel maps");
         }
     }
 
@@ -568,9 +680,49 @@ impl Task {
                 }
             })
             .collect();
-        self.dp
-            .counters()
-            .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost)
+        let mut s =
+            self.dp
+                .counters()
+                .snapshot(self.dp.tables().sizes(), bindings, self.punts_lost);
+        s.datapath = self.mode;
+        if let Some(k) = &self.kernel {
+            fold_kernel_counts(&mut s, k);
+        }
+        s
+    }
+}
+
+/// Counts what the BPF programs did as the engine's own tunnel actions
+/// and binding usage (the control planes and tests see one datapath).
+fn fold_kernel_counts(s: &mut EngineStats, k: &KernelTunnel) {
+    use super::tables::BindingKey;
+    let mut add = |a: Action, key: BindingKey, h: Handled, inbound: bool| {
+        let c = s.actions.entry(a).or_default();
+        c.packets = c.packets.wrapping_add(h.packets);
+        c.bytes = c.bytes.wrapping_add(h.bytes);
+        if let Some(b) = s.bindings.iter_mut().find(|b| b.key == key) {
+            b.packets = b.packets.wrapping_add(h.packets);
+            b.bytes = b.bytes.wrapping_add(h.bytes);
+            if inbound {
+                b.packets_in = b.packets_in.wrapping_add(h.packets);
+            }
+        }
+    };
+    for (hoa, h) in k.encapsulated() {
+        add(
+            Action::HomeTunnelEncapsulated,
+            BindingKey::HomeTunnel { hoa },
+            h,
+            false,
+        );
+    }
+    for (hoa, h) in k.decapsulated() {
+        add(
+            Action::ReverseTunnelDecapsulated,
+            BindingKey::ReverseTunnel { hoa },
+            h,
+            true,
+        );
     }
 }
 

@@ -30,6 +30,7 @@ pub mod engine;
 pub mod handle;
 pub mod icmp;
 pub mod member;
+mod output;
 pub mod process;
 pub mod stats;
 pub mod tables;
@@ -40,7 +41,9 @@ pub use engine::{Engine, EngineConfig, EngineExit, EngineIo, RunningEngine};
 pub use handle::{EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
 pub use member::{ClientMode, ClientStatus, HoldLimit, MemberOutput, MemberTable};
 pub use process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
-pub use stats::{Action, BindingStats, Counter, DropReason, EngineStats, WireErrorKind};
+pub use stats::{
+    Action, BindingStats, Counter, DatapathMode, DropReason, EngineStats, WireErrorKind,
+};
 pub use tables::{
     BindingKey, BindingUsage, TableError, TableSizes, TableUpdate, Tables, TunnelEnds,
 };

@@ -206,10 +206,26 @@ impl Datapath {
         self.members.take_output()
     }
 
+    /// Like [`Datapath::process`] for a GSO super-packet that stands for
+    /// `segments` packets on the wire: every counter and binding usage
+    /// counts it that many times.
+    pub fn process_segments(
+        &mut self,
+        buf: &mut [u8],
+        b: Bounds,
+        now: Instant,
+        segments: u64,
+    ) -> Verdict {
+        self.counters.weight = segments.max(1);
+        let v = self.process(buf, b, now);
+        self.counters.weight = 1;
+        v
+    }
+
     /// Processes the packet at `b` in `buf` (with headroom in front, see
     /// [`HEADROOM`]). `now` stamps binding usage. Counts what it does.
     pub fn process(&mut self, buf: &mut [u8], b: Bounds, now: Instant) -> Verdict {
-        self.counters.received.add(b.len);
+        self.counters.received.add_n(b.len, self.counters.weight);
         let Some(pkt) = b
             .start
             .checked_add(b.len)
@@ -308,7 +324,7 @@ impl Datapath {
         rewrite: Rewrite,
         now: Instant,
     ) -> Verdict {
-        self.tables.hit(key, b.len, now);
+        self.tables.hit(key, b.len, self.counters.weight, now);
         self.counters.action(action, b.len);
         Verdict::Wire { bounds: b, rewrite }
     }
@@ -439,7 +455,7 @@ impl Datapath {
                 Ok(s) => {
                     b = s.bounds;
                     let key = BindingKey::Correspondent { cn: final_dst, hoa };
-                    self.tables.hit_in(key, b.len, now);
+                    self.tables.hit_in(key, b.len, self.counters.weight, now);
                     self.counters.action(Action::HaoStripped, b.len);
                     rewritten = true;
                 }
@@ -528,7 +544,7 @@ impl Datapath {
                 ),
                 None => return self.dropped(DropReason::TunnelNotAllowed, b.len),
             };
-        self.tables.hit_in(key, b.len, now);
+        self.tables.hit_in(key, b.len, self.counters.weight, now);
         self.counters.action(action, b.len);
         let chain = match ExtChain::walk(&buf[d.bounds.range()]) {
             Ok(c) => c,

@@ -25,7 +25,13 @@ pub struct Counter {
 impl Counter {
     /// Counts one packet of `len` octets.
     pub fn add(&mut self, len: usize) {
-        self.packets = self.packets.wrapping_add(1);
+        self.add_n(len, 1);
+    }
+
+    /// Counts `n` packets of `len` octets in all (a GSO packet: its
+    /// segments).
+    pub fn add_n(&mut self, len: usize, n: u64) {
+        self.packets = self.packets.wrapping_add(n);
         self.bytes = self.bytes.wrapping_add(len as u64);
     }
 }
@@ -160,6 +166,9 @@ counted_enum!(
         /// IPv6-in-IPv6 from a group member that is not a plain packet of a
         /// client with an entry here, for a local home address.
         MemberTunnelRefused,
+        /// The TUN's virtio header does not fit the packet, or the packet
+        /// is a GSO type the engine cannot segment where it had to.
+        Offload,
     }
 );
 
@@ -258,6 +267,9 @@ pub struct Counters {
     actions: [Counter; Action::COUNT],
     drops: [u64; DropReason::COUNT],
     wire_errors: [u64; WireErrorKind::COUNT],
+    /// Packets each count stands for (segments of the GSO packet being
+    /// processed; 1 otherwise).
+    pub(crate) weight: u64,
 }
 
 impl Default for Counters {
@@ -271,6 +283,7 @@ impl Default for Counters {
             actions: [Counter::default(); Action::COUNT],
             drops: [0; DropReason::COUNT],
             wire_errors: [0; WireErrorKind::COUNT],
+            weight: 1,
         }
     }
 }
@@ -278,13 +291,13 @@ impl Default for Counters {
 impl Counters {
     /// Counts an action on a packet of `len` octets.
     pub fn action(&mut self, a: Action, len: usize) {
-        self.actions[a.index()].add(len);
+        self.actions[a.index()].add_n(len, self.weight);
     }
 
     /// Counts a dropped packet of `len` octets.
     pub fn drop(&mut self, r: DropReason, len: usize) {
-        self.drops[r.index()] = self.drops[r.index()].wrapping_add(1);
-        self.dropped.add(len);
+        self.drops[r.index()] = self.drops[r.index()].wrapping_add(self.weight);
+        self.dropped.add_n(len, self.weight);
     }
 
     /// Counts a wire error (parse or rewrite).
@@ -336,6 +349,7 @@ impl Counters {
             punts_lost,
             tables,
             bindings,
+            datapath: DatapathMode::Auto,
         }
     }
 }
@@ -387,6 +401,41 @@ pub struct EngineStats {
     pub tables: TableSizes,
     /// Per binding and tunnel usage.
     pub bindings: Vec<BindingStats>,
+    /// The datapath the engine chose at start.
+    #[serde(default)]
+    pub datapath: DatapathMode,
+}
+
+/// How the engine moves packets (chosen at start, see
+/// [`super::EngineConfig::mode`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatapathMode {
+    /// As a request: [`DatapathMode::TunOffload`] when the kernel allows
+    /// it, else [`DatapathMode::Raw`].
+    #[default]
+    Auto,
+    /// One packet per TUN read, no offloads; rewritten packets leave
+    /// through the marked raw socket.
+    Raw,
+    /// `IFF_VNET_HDR` with TCP offloads: GSO super-packets read whole,
+    /// edited in place (virtio offsets moved with the edit) and written
+    /// back into the TUN, which forwards them (`force_forwarding` on the
+    /// TUN) and lets the kernel segment them.
+    TunOffload,
+    /// [`DatapathMode::TunOffload`] plus the home tunnel's plain packets
+    /// encapsulated and decapsulated by tc BPF programs
+    /// ([`crate::engine::bpf`]), GSO kept whole.
+    #[serde(rename = "tun-offload+bpf-tunnel")]
+    TunOffloadBpf,
+}
+
+impl DatapathMode {
+    /// The TUN carries virtio headers and GSO packets, and rewritten
+    /// packets go back into it.
+    pub fn tun_offload(self) -> bool {
+        matches!(self, DatapathMode::TunOffload | DatapathMode::TunOffloadBpf)
+    }
 }
 
 impl EngineStats {
@@ -414,6 +463,19 @@ impl EngineStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_offload_modes_write_back_into_the_tun() {
+        assert!(DatapathMode::TunOffload.tun_offload());
+        assert!(DatapathMode::TunOffloadBpf.tun_offload());
+        assert!(!DatapathMode::Raw.tun_offload());
+        assert!(!DatapathMode::Auto.tun_offload());
+        let names: Vec<String> = [DatapathMode::Raw, DatapathMode::TunOffloadBpf]
+            .iter()
+            .map(|m| serde_json::to_string(m).unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["\"raw\"", "\"tun-offload+bpf-tunnel\""]);
+    }
 
     #[test]
     fn enums_index_their_arrays() {

@@ -58,15 +58,15 @@ pub struct BindingUsage {
 }
 
 impl BindingUsage {
-    fn hit(&mut self, len: usize, now: Instant) {
-        self.packets = self.packets.wrapping_add(1);
+    fn hit(&mut self, len: usize, n: u64, now: Instant) {
+        self.packets = self.packets.wrapping_add(n);
         self.bytes = self.bytes.wrapping_add(len as u64);
         self.last_used = Some(now);
     }
 
-    fn hit_in(&mut self, len: usize, now: Instant) {
-        self.hit(len, now);
-        self.packets_in = self.packets_in.wrapping_add(1);
+    fn hit_in(&mut self, len: usize, n: u64, now: Instant) {
+        self.hit(len, n, now);
+        self.packets_in = self.packets_in.wrapping_add(n);
         self.last_in = Some(now);
     }
 }
@@ -442,18 +442,29 @@ impl Tables {
         self.home_tunnels.get(hoa).map(|e| e.value)
     }
 
-    /// Records that a packet of `len` octets was sent through binding `key`.
-    pub(crate) fn hit(&mut self, key: BindingKey, len: usize, now: Instant) {
+    /// Every reverse tunnel (home address, ends).
+    pub fn reverse_tunnels(&self) -> impl Iterator<Item = (Ipv6Addr, TunnelEnds)> + '_ {
+        self.reverse_tunnels.iter().map(|(h, e)| (*h, e.value))
+    }
+
+    /// Every home tunnel (home address, ends).
+    pub fn home_tunnels(&self) -> impl Iterator<Item = (Ipv6Addr, TunnelEnds)> + '_ {
+        self.home_tunnels.iter().map(|(h, e)| (*h, e.value))
+    }
+
+    /// Records that a packet of `len` octets (`n` on the wire: a GSO
+    /// packet counts its segments) was sent through binding `key`.
+    pub(crate) fn hit(&mut self, key: BindingKey, len: usize, n: u64, now: Instant) {
         if let Some(u) = self.usage_mut(key) {
-            u.hit(len, now);
+            u.hit(len, n, now);
         }
     }
 
     /// Records that a packet of `len` octets was received through binding
     /// `key`.
-    pub(crate) fn hit_in(&mut self, key: BindingKey, len: usize, now: Instant) {
+    pub(crate) fn hit_in(&mut self, key: BindingKey, len: usize, n: u64, now: Instant) {
         if let Some(u) = self.usage_mut(key) {
-            u.hit_in(len, now);
+            u.hit_in(len, n, now);
         }
     }
 
@@ -604,10 +615,11 @@ mod tests {
         t.hit(
             BindingKey::Correspondent { cn, hoa: x },
             100,
+            1,
             Instant::now(),
         );
         let t_in = Instant::now();
-        t.hit_in(BindingKey::Correspondent { cn, hoa: x }, 60, t_in);
+        t.hit_in(BindingKey::Correspondent { cn, hoa: x }, 60, 1, t_in);
         // Replacing keeps usage.
         t.apply(&TableUpdate::AddCorrespondentBinding {
             cn,

@@ -182,6 +182,14 @@ fn measure(
         (get(&s, &["home_registration", "registered"])? == &Value::Bool(true)).then_some(())
     })
     .context("the contact node did not register at the home agent")?;
+    let modes = [c, k, ha]
+        .into_iter()
+        .filter_map(|d| {
+            let v = session.ctl(d, "engine").ok()?;
+            Some((d.clone(), v.get("datapath")?.as_str()?.to_string()))
+        })
+        .collect();
+    report.set_datapaths(modes);
     iperf::start_server(lab, &t.router, t.direct)?;
     iperf::start_server(lab, &roles.k.1, t.coa)?;
     let pids: Vec<u32> = session.daemons.iter().map(|p| p.pid()).collect();

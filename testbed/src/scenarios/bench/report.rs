@@ -49,6 +49,13 @@ pub struct BenchReport {
     pub ha_to_forward_ratio: Option<f64>,
     /// The same ratios for every stream count measured: `ratios[n][name]`.
     pub ratios: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The datapath modes the engines chose (`raw`, `tun-offload`,
+    /// `tun-offload+bpf-tunnel`; the distinct ones joined by `, ` when the
+    /// daemons differ, e.g. the correspondent has no tunnel to put in BPF;
+    /// absent if none answered).
+    pub datapath: Option<String>,
+    /// Per daemon: the datapath mode its engine reported.
+    pub datapaths: BTreeMap<String, String>,
     /// Per path: `direct`, `kernel_forward`, `home_agent`, `route_optimized`.
     pub paths: BTreeMap<String, PathResult>,
     /// The client's binding for X existed during the route-optimized
@@ -79,6 +86,15 @@ impl BenchReport {
     pub fn gbit_s(&self, path: &str, streams: u32) -> Option<f64> {
         let t = self.paths.get(path)?.tcp.get(&streams.to_string())?;
         (t.iperf.gbit_s > 0.0).then_some(t.iperf.gbit_s)
+    }
+
+    /// Records the engines' datapath modes and the common one.
+    pub fn set_datapaths(&mut self, modes: BTreeMap<String, String>) {
+        let distinct: std::collections::BTreeSet<&str> =
+            modes.values().map(String::as_str).collect();
+        self.datapath =
+            (!distinct.is_empty()).then(|| distinct.into_iter().collect::<Vec<_>>().join(", "));
+        self.datapaths = modes;
     }
 
     /// Fills the ratio fields from the paths.
@@ -139,5 +155,28 @@ mod tests {
         // A path without a figure has no ratio (not a zero).
         assert!(!r.ratios["4"].contains_key("ro_ratio"));
         assert!(!r.passed() || r.errors.is_empty());
+    }
+
+    #[test]
+    fn datapath_names_the_common_mode() {
+        let mut r = BenchReport::default();
+        let m = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        r.set_datapaths(m(&[("C", "tun-offload"), ("K", "tun-offload")]));
+        assert_eq!(r.datapath.as_deref(), Some("tun-offload"));
+        r.set_datapaths(m(&[
+            ("C", "tun-offload"),
+            ("K", "tun-offload+bpf-tunnel"),
+            ("HA", "tun-offload"),
+        ]));
+        assert_eq!(
+            r.datapath.as_deref(),
+            Some("tun-offload, tun-offload+bpf-tunnel")
+        );
+        r.set_datapaths(BTreeMap::new());
+        assert_eq!(r.datapath, None);
     }
 }
