@@ -75,18 +75,22 @@ impl JapGroup {
         self.targets.iter().filter(|t| t.alive).count() as u32
     }
 
-    /// Seed 001 3.3: report when the live count left `reported * (1 +- bound)`,
-    /// and always when it reaches or leaves zero.
+    /// The count to report now, if one is due ([`report_due`]).
     pub fn report_due(&self) -> Option<u32> {
-        let c = self.live();
-        match self.reported {
-            None => Some(c),
-            Some(r) if (r == 0) != (c == 0) => Some(c),
-            Some(r) => {
-                let slack = u64::from(r) * u64::from(self.bound_pct) / 100;
-                let (lo, hi) = (u64::from(r).saturating_sub(slack), u64::from(r) + slack);
-                (u64::from(c) < lo || u64::from(c) > hi).then_some(c)
-            }
+        report_due(self.reported, self.live(), self.bound_pct)
+    }
+}
+
+/// Seed 001 3.3: a JAP reports when the live count `live` left
+/// `reported * (1 +- bound)`, and always when it reaches or leaves zero.
+pub fn report_due(reported: Option<u32>, live: u32, bound_pct: u8) -> Option<u32> {
+    match reported {
+        None => Some(live),
+        Some(r) if (r == 0) != (live == 0) => Some(live),
+        Some(r) => {
+            let slack = u64::from(r) * u64::from(bound_pct) / 100;
+            let (lo, hi) = (u64::from(r).saturating_sub(slack), u64::from(r) + slack);
+            (u64::from(live) < lo || u64::from(live) > hi).then_some(live)
         }
     }
 }
