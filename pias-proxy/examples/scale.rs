@@ -120,7 +120,7 @@ fn main() {
             let h = hash64(&[&k, &p.to_be_bytes()]);
             if h > best[2].0 {
                 best[2] = (h, p);
-                best.sort_by(|a, b| b.0.cmp(&a.0));
+                best.sort_by_key(|b| std::cmp::Reverse(b.0));
             }
         }
         check ^= best[0].1;
