@@ -146,6 +146,17 @@ mod hex_key {
     }
 }
 
+/// Parses a key of at most 64 bytes written in hex.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) || s.len() > 128 || !s.is_ascii() {
+        return Err("key: even number of hex digits, at most 64 bytes".into());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}
+
 /// A proxy's block for dynamic assignment: addresses `base + 0 .. base + addrs`
 /// (in the last 32 bits) times ports `first_port ..= last_port`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@
 //! - [`nat`]: packet rewriting and RFC 2473 tunnelling on `mip6_anycast::wire::edit`.
 
 pub mod auth;
+pub mod daemon;
 pub mod group;
 pub mod iap;
 pub mod jap;

@@ -149,6 +149,46 @@ pub fn rewrite(
     Ok(())
 }
 
+/// A complete IPv6/UDP packet (checksum filled in), e.g. a join
+/// acknowledgement sent from the group's address `AA:control`.
+pub fn udp_packet(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8]) -> Option<Vec<u8>> {
+    let l4_len = u16::try_from(8 + payload.len()).ok()?;
+    let mut p = vec![0u8; IPV6_HEADER_LEN + usize::from(l4_len)];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&l4_len.to_be_bytes());
+    p[6] = PROTO_UDP;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.0.octets());
+    p[24..40].copy_from_slice(&dst.0.octets());
+    let l4 = &mut p[IPV6_HEADER_LEN..];
+    l4[0..2].copy_from_slice(&src.1.to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    l4[4..6].copy_from_slice(&l4_len.to_be_bytes());
+    l4[8..].copy_from_slice(payload);
+    let mut c = mip6_anycast::wire::checksum::compute(&src.0, &dst.0, PROTO_UDP, l4);
+    if c == 0 {
+        c = 0xffff;
+    }
+    l4[6..8].copy_from_slice(&c.to_be_bytes());
+    Some(p)
+}
+
+/// The UDP payload of a plain IPv6/UDP packet.
+pub fn udp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let f = flow_of(packet).ok()?;
+    if f.proto != PROTO_UDP {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(packet).ok()?;
+    let l4 = ip.payload();
+    let len = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+    if len < 8 || len > l4.len() {
+        return None;
+    }
+    let start = IPV6_HEADER_LEN + 8;
+    packet.get(start..IPV6_HEADER_LEN + len)
+}
+
 /// RFC 2473 encapsulation from `src` to `dst` (proxy to proxy, or JAP to a
 /// target that decapsulates).
 pub fn encapsulate(inner: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<Vec<u8>, PacketError> {

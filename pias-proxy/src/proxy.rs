@@ -30,6 +30,9 @@ use crate::wire::{AckStatus, CONTROL_PORT, MAX_JAP_LIST, MessageRepr, PEER_PORT}
 pub struct ProxyConfig {
     /// This proxy's unicast address (tunnel endpoint, control messages).
     pub me: Ipv6Addr,
+    /// Source address of the JAP's NAT towards targets (`JAP:q`); replies
+    /// to it must reach this proxy's datapath, not its kernel's sockets.
+    pub nat_addr: Ipv6Addr,
     /// The anycast prefix all proxies announce.
     pub anycast_prefix: (Ipv6Addr, u8),
     /// Pre-assigned groups (every proxy has the same list).
@@ -63,6 +66,7 @@ impl ProxyConfig {
     pub fn new(me: Ipv6Addr, anycast_prefix: (Ipv6Addr, u8)) -> Self {
         ProxyConfig {
             me,
+            nat_addr: me,
             anycast_prefix,
             groups: Vec::new(),
             default_raps: 3,
@@ -225,6 +229,11 @@ impl Proxy {
     /// Next output.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// Configured groups (pre-assigned and created here).
+    pub fn group_configs(&self) -> impl Iterator<Item = &GroupConfig> {
+        self.groups.values()
     }
 
     /// Number of RAPs of `group`.
@@ -410,11 +419,7 @@ impl Proxy {
             let Ok((from, inner)) = nat::decapsulate(&packet) else {
                 return self.stats.drop("decapsulate");
             };
-            if from == self.cfg.me || !self.ring.contains(&from) {
-                // Only live proxies may tunnel to us (forged or stale tunnels).
-                return self.stats.drop("tunnel_from_unknown_proxy");
-            }
-            return self.on_tunnelled(now, from, inner);
+            return self.on_tunnel_payload(now, from, inner);
         }
         let flow = match nat::flow_of(&packet) {
             Ok(f) => f,
@@ -426,7 +431,7 @@ impl Proxy {
             self.cfg.anycast_prefix.1,
         ) {
             self.on_client(now, packet, flow);
-        } else if flow.dst == self.cfg.me {
+        } else if flow.dst == self.cfg.nat_addr {
             self.on_target_reply(now, packet, flow);
         } else {
             self.stats.drop("not_for_us");
@@ -516,6 +521,16 @@ impl Proxy {
         }
     }
 
+    /// The inner packet of an RFC 2473 tunnel from `from` (as a raw socket
+    /// for protocol 41 hands it over: outer header already removed).
+    pub fn on_tunnel_payload(&mut self, now: Instant, from: Ipv6Addr, inner: Vec<u8>) {
+        if from == self.cfg.me || !self.ring.contains(&from) {
+            // Only live proxies may tunnel to us (forged or stale tunnels).
+            return self.stats.drop("tunnel_from_unknown_proxy");
+        }
+        self.on_tunnelled(now, from, inner);
+    }
+
     fn on_tunnelled(&mut self, now: Instant, from: Ipv6Addr, inner: Vec<u8>) {
         let Ok(flow) = nat::flow_of(&inner) else {
             return self.stats.drop("tunnelled_not_tcp_udp");
@@ -592,7 +607,7 @@ impl Proxy {
         if d.tunnel {
             return self.tunnel(&packet, d.entry.target, Segment::ToTarget);
         }
-        let src = (self.cfg.me, d.entry.nat_port);
+        let src = (self.cfg.nat_addr, d.entry.nat_port);
         match nat::rewrite(&mut packet, src, (d.entry.target, d.entry.target_port)) {
             Ok(()) => self.transmit(packet, Segment::ToTarget),
             Err(_) => self.stats.drop("nat_rewrite"),

@@ -35,6 +35,7 @@ impl Default for RapLoad {
 #[derive(Debug, Clone)]
 struct RapGroup {
     policy: Policy,
+    updates: u64,
     japs: HashMap<Ipv6Addr, (u32, u32)>,
 }
 
@@ -91,9 +92,11 @@ impl Rap {
         }
         let g = self.groups.entry(group).or_insert_with(|| RapGroup {
             policy,
+            updates: 0,
             japs: HashMap::new(),
         });
         g.policy = policy;
+        g.updates += 1;
         let applied = match g.japs.get(&jap) {
             Some((_, last)) if seq.wrapping_sub(*last) as i32 <= 0 => false,
             _ => {
@@ -121,12 +124,28 @@ impl Rap {
         Some((g.policy, v))
     }
 
+    /// Reports received for `group` (while this RAP held it).
+    pub fn updates_of(&self, group: &GroupAddr) -> u64 {
+        self.groups.get(group).map_or(0, |g| g.updates)
+    }
+
+    /// Groups held, with their reports received and JAPs.
+    pub fn summary(&self) -> impl Iterator<Item = (GroupAddr, u64, Vec<JapEntry>)> + '_ {
+        self.groups.iter().map(|(k, g)| {
+            let japs = g
+                .japs
+                .iter()
+                .map(|(j, (c, _))| JapEntry { jap: *j, count: *c })
+                .collect();
+            (*k, g.updates, japs)
+        })
+    }
+
     /// A proxy died: forget it as a JAP everywhere.
     pub fn proxy_down(&mut self, p: &Ipv6Addr) {
         for g in self.groups.values_mut() {
             g.japs.remove(p);
         }
-        self.groups.retain(|_, g| !g.japs.is_empty());
     }
 
     /// Groups this RAP holds.
