@@ -209,12 +209,19 @@ impl Target {
         }
     }
 
-    /// Stops everything.
+    /// Stops everything and waits for the threads.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for Target {
+    /// A scenario that failed half-way still stops its agents' threads.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

@@ -63,8 +63,43 @@ const PROXY_LINK_COST: u32 = 10;
 pub struct PiasOptions {
     /// Output, topology, lab options.
     pub base: ScenarioBase,
-    /// Stop after join/leave and the segment figures (namespace tests).
-    pub quick: bool,
+    /// Which phases run after join, segments and leave (all by default;
+    /// the namespace tests pick theirs).
+    pub phases: Phases,
+}
+
+/// Optional phases of the scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Phases {
+    /// RAP updates for the churn trace at 0/25/50 %.
+    pub churn: bool,
+    /// Affinity while the IAP changes.
+    pub affinity: bool,
+    /// A target loses its link.
+    pub target_failure: bool,
+    /// The JAP is killed.
+    pub jap_failure: bool,
+    /// The IAP is killed.
+    pub proxy_failure: bool,
+}
+
+impl Phases {
+    /// Every phase.
+    pub const ALL: Phases = Phases {
+        churn: true,
+        affinity: true,
+        target_failure: true,
+        jap_failure: true,
+        proxy_failure: true,
+    };
+    /// None (join, segments, clients, leave only).
+    pub const NONE: Phases = Phases {
+        churn: false,
+        affinity: false,
+        target_failure: false,
+        jap_failure: false,
+        proxy_failure: false,
+    };
 }
 
 impl PiasOptions {
@@ -72,7 +107,7 @@ impl PiasOptions {
     pub fn new(out: impl Into<PathBuf>) -> Self {
         PiasOptions {
             base: ScenarioBase::new(out),
-            quick: false,
+            phases: Phases::ALL,
         }
     }
 }
@@ -256,6 +291,7 @@ fn steps(
     };
     let res = steps_inner(opts, &mut run, r, signals);
     // Stop in order: captures flushed, daemons, routing.
+    std::thread::sleep(Duration::from_millis(300));
     for (_, p, _) in &run.dumps {
         let _ = p.terminate(Duration::from_secs(3));
     }
@@ -335,6 +371,7 @@ fn steps_inner(
                 "any",
                 "-n",
                 "-U",
+                "--immediate-mode",
                 "-s",
                 "160",
                 "-Z",
@@ -558,12 +595,11 @@ fn steps_inner(
         "T3 re-join"
     );
     t3.resume_joining(vec![g_udp.clone(), g_tcp.clone()]);
-    if opts.quick {
-        return Ok(());
-    }
+    let ph = opts.phases;
 
     // RAP updates for one churn trace at error bounds 0/25/50 %.
     let t1 = targets.get_mut("T1").context("T1")?;
+    let churn = if ph.churn { churn } else { Vec::new() };
     for g in &churn {
         let mut live: Vec<u16> = Vec::new();
         let mut next = 9000u16;
@@ -581,7 +617,10 @@ fn steps_inner(
             }
         }
     }
-    std::thread::sleep(Duration::from_millis(600));
+    if ph.churn {
+        // Let the status files catch up (written every 200 ms).
+        std::thread::sleep(Duration::from_millis(600));
+    }
     for (g, bound) in churn.iter().zip([0u8, 25, 50]) {
         let key = g.group.to_string();
         let n: u64 = PROXIES
@@ -593,12 +632,50 @@ fn steps_inner(
             .sum();
         r.rap_updates.insert(bound.to_string(), n);
     }
-    r.churn_events = 90;
+    if ph.churn {
+        r.churn_events = 90;
+    }
 
     // Affinity while the IAP changes: a TCP connection from C1 through P1;
     // P1 withdraws its announcement (alive), routing moves C1 to P2.
-    r.affinity = affinity(run, port)?;
-    r.affinity_kept = r.affinity.before.is_some() && r.affinity.before == r.affinity.after;
+    if ph.affinity {
+        r.affinity = affinity(run, port)?;
+        r.affinity_kept = r.affinity.before.is_some() && r.affinity.before == r.affinity.after;
+    }
+    if ph.target_failure {
+        target_failure(run, r, c1_addr, dst)?;
+    }
+    if ph.jap_failure {
+        let t2 = Target::start(
+            lab,
+            "T2",
+            host_addr(lab, "T2")?,
+            vec![g_udp.clone(), g_tcp.clone()],
+            Duration::from_millis(300),
+        )?;
+        wait_for("T2 joined", Duration::from_secs(10), || {
+            t2.acks_ok.load(std::sync::atomic::Ordering::Relaxed) >= 2
+        })?;
+        targets.insert("T2", t2);
+        jap_failure(run, r, c1_addr, dst)?;
+    }
+    if ph.proxy_failure {
+        proxy_failure(run, r, c1_addr, dst)?;
+    }
+    for (_, t) in targets {
+        t.stop();
+    }
+    Ok(())
+}
+
+/// Target failover: the target serving a UDP flow of C1 loses its link.
+fn target_failure(
+    run: &Run,
+    r: &mut PiasReport,
+    c1_addr: Ipv6Addr,
+    dst: SocketAddrV6,
+) -> anyhow::Result<()> {
+    let lab = run.lab;
 
     // Target failover: the target serving C1's UDP flow loses its link.
     let c1f = Client::new(lab, "C1", c1_addr, 40002, dst)?;
@@ -624,18 +701,17 @@ fn steps_inner(
     r.target_failover_ms = Some(d.as_secs_f64() * 1e3);
     r.target_failover = Some(format!("{victim} -> {t}"));
 
-    // JAP failover: T2 joins through P1; P4 (JAP of T1, T3) is killed.
-    let t2 = Target::start(
-        lab,
-        "T2",
-        host_addr(lab, "T2")?,
-        vec![g_udp.clone(), g_tcp.clone()],
-        Duration::from_millis(300),
-    )?;
-    wait_for("T2 joined", Duration::from_secs(10), || {
-        t2.acks_ok.load(std::sync::atomic::Ordering::Relaxed) >= 2
-    })?;
-    targets.insert("T2", t2);
+    Ok(())
+}
+
+/// JAP failover: T2 has joined through P1; P4 (JAP of T1, T3) is killed.
+fn jap_failure(
+    run: &Run,
+    r: &mut PiasReport,
+    c1_addr: Ipv6Addr,
+    dst: SocketAddrV6,
+) -> anyhow::Result<()> {
+    let lab = run.lab;
     let c1j = Client::new(lab, "C1", c1_addr, 40003, dst)?;
     let before = c1j.probe("PIASJF0", Duration::from_secs(2));
     run.proxies
@@ -652,8 +728,17 @@ fn steps_inner(
         .context("no JAP failover")?;
     r.jap_failover_ms = Some(d.as_secs_f64() * 1e3);
     r.jap_failover = Some(format!("{} -> {t}", before.unwrap_or_default()));
+    Ok(())
+}
 
-    // Proxy (IAP) failover: P1 is killed; OSPF moves C1 to P2.
+/// Proxy (IAP) failover: P1 is killed; OSPF moves C1 to P2.
+fn proxy_failure(
+    run: &Run,
+    r: &mut PiasReport,
+    c1_addr: Ipv6Addr,
+    dst: SocketAddrV6,
+) -> anyhow::Result<()> {
+    let lab = run.lab;
     let c1p = Client::new(lab, "C1", c1_addr, 40004, dst)?;
     c1p.probe("PIASPF0", Duration::from_secs(2))
         .context("probe before proxy failure")?;
@@ -674,9 +759,6 @@ fn steps_inner(
         "P1 -> {} (target {t})",
         run.route_via("R1", ANYCAST).unwrap_or_default().trim()
     ));
-    for (_, t) in targets {
-        t.stop();
-    }
     Ok(())
 }
 
