@@ -36,10 +36,8 @@ pub fn signed_bytes(msg: &MessageRepr, key: &[u8]) -> wire::Result<Vec<u8>> {
     let input =
         wire::tag_input(&bytes).ok_or(wire::Error::BadField("not a signed message kind"))?;
     let t = tag(key, &input);
-    let at = match msg {
-        MessageRepr::Create { .. } => wire::HEADER_LEN + 16 + 4 + 8,
-        _ => wire::HEADER_LEN + wire::GROUP_LEN + 16 + 2 + 2 + 8,
-    };
+    let at =
+        wire::tag_offset(msg.kind()).ok_or(wire::Error::BadField("not a signed message kind"))?;
     bytes
         .get_mut(at..at + TAG_LEN)
         .ok_or(wire::Error::BadField("tag offset"))?
@@ -102,6 +100,28 @@ impl Admission {
             return AckStatus::LimitReached;
         }
         self.last_nonce.insert(key, m.nonce);
+        AckStatus::Ok
+    }
+
+    /// Checks a signed request other than join/leave (a handoff): tag
+    /// under `credential` and a fresh nonce for (group, sender).
+    pub fn check_signed(
+        &mut self,
+        raw: &[u8],
+        group: GroupAddr,
+        sender: Ipv6Addr,
+        nonce: u64,
+        carried: &[u8; TAG_LEN],
+        credential: &[u8],
+    ) -> AckStatus {
+        if !verify(raw, carried, credential) {
+            return AckStatus::BadCredential;
+        }
+        let key = (group, sender);
+        if self.last_nonce.get(&key).is_some_and(|n| *n >= nonce) {
+            return AckStatus::Replay;
+        }
+        self.last_nonce.insert(key, nonce);
         AckStatus::Ok
     }
 

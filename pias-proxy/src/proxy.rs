@@ -112,6 +112,8 @@ pub enum Event {
     AffinityFromPeer(GroupAddr, Ipv6Addr),
     /// A group was assigned to a URI.
     Created(GroupAddr, String),
+    /// A target's NAT bindings followed its connections to another target.
+    HandedOff(GroupAddr, Ipv6Addr, Ipv6Addr, usize),
 }
 
 /// Output of the machine.
@@ -696,6 +698,26 @@ impl Proxy {
             } => {
                 return self.on_create(now, src, dst, raw, (target, port, proto, nonce, uri, tag));
             }
+            MessageRepr::Handoff {
+                group,
+                from,
+                from_port,
+                to,
+                to_port,
+                nonce,
+                tag,
+            } => {
+                return self.on_handoff(
+                    src,
+                    dst,
+                    raw,
+                    group,
+                    (from, from_port),
+                    (to, to_port),
+                    nonce,
+                    tag,
+                );
+            }
             _ => return self.stats.control_drop("not_a_target_message"),
         };
         // Sent to the group's own address, from the target itself.
@@ -736,6 +758,58 @@ impl Proxy {
             status,
         };
         self.emit_control(dst, src, &ack);
+    }
+
+    /// A leaving target moved its connections to `to` with `tcp-handoff`;
+    /// authenticated like a join, both targets must be members here.
+    #[allow(clippy::too_many_arguments)]
+    fn on_handoff(
+        &mut self,
+        src: (Ipv6Addr, u16),
+        dst: (Ipv6Addr, u16),
+        raw: &[u8],
+        group: GroupAddr,
+        from: (Ipv6Addr, u16),
+        to: (Ipv6Addr, u16),
+        nonce: u64,
+        tag: [u8; 16],
+    ) {
+        if group.addr != dst.0 || from.0 != src.0 {
+            return self.stats.control_drop("address_mismatch");
+        }
+        let status = match self.groups.get(&group) {
+            None => AckStatus::UnknownGroup,
+            Some(cfg) => {
+                let cred = cfg.credential.clone();
+                let st = self
+                    .admission
+                    .check_signed(raw, group, from.0, nonce, &tag, &cred);
+                if st == AckStatus::Ok
+                    && !(self.jap.is_member(&group, from.0, from.1)
+                        && self.jap.is_member(&group, to.0, to.1))
+                {
+                    AckStatus::NotAllowed
+                } else {
+                    st
+                }
+            }
+        };
+        if status == AckStatus::Ok {
+            let n = self.jap.handoff(&group, from, to);
+            self.actions
+                .push_back(Action::Event(Event::HandedOff(group, from.0, to.0, n)));
+        } else {
+            self.stats.control_drop("handoff_refused");
+        }
+        self.emit_control(
+            dst,
+            src,
+            &MessageRepr::JoinAck {
+                group,
+                nonce,
+                status,
+            },
+        );
     }
 
     #[allow(clippy::type_complexity)]

@@ -103,6 +103,9 @@ pub mod kind {
     pub const JOIN_ACK: u8 = 3;
     /// Target -> proxy: assign a group from the proxy's block to a URI.
     pub const CREATE: u8 = 4;
+    /// Target -> JAP: my connections moved to another target (tcp-handoff);
+    /// the NAT follows.
+    pub const HANDOFF: u8 = 5;
     /// JAP -> RAP: approximate target count of a group at this JAP.
     pub const JAP_UPDATE: u8 = 16;
     /// RAP -> JAP: acknowledgement carrying the error bound to use.
@@ -336,6 +339,24 @@ pub enum MessageRepr {
         /// Tag under the block's creator credential.
         tag: [u8; TAG_LEN],
     },
+    /// A leaving target's connections were moved (with `tcp-handoff`) to
+    /// another target of the same JAP: its NAT bindings follow.
+    Handoff {
+        /// Group.
+        group: GroupAddr,
+        /// The target that gave its connections (the sender).
+        from: Ipv6Addr,
+        /// Its port.
+        from_port: u16,
+        /// The target that took them.
+        to: Ipv6Addr,
+        /// Its port.
+        to_port: u16,
+        /// Strictly increasing per (group, sender).
+        nonce: u64,
+        /// Tag under the group's credential.
+        tag: [u8; TAG_LEN],
+    },
     /// JAP -> RAP report (seed 001 3.3).
     JapUpdate {
         /// Group.
@@ -404,7 +425,18 @@ pub enum MessageRepr {
 }
 
 const MEMBERSHIP_LEN: usize = GROUP_LEN + 16 + 2 + 2 + 8 + TAG_LEN;
-const TAG_OFFSET_IN_MEMBERSHIP: usize = MEMBERSHIP_LEN - TAG_LEN;
+const HANDOFF_LEN: usize = GROUP_LEN + 16 + 2 + 16 + 2 + 8 + TAG_LEN;
+
+/// Offset of the tag in a signed message of `kind` (join, leave, create,
+/// handoff), from the start of the header.
+pub fn tag_offset(kind: u8) -> Option<usize> {
+    Some(match kind {
+        kind::JOIN | kind::LEAVE => HEADER_LEN + MEMBERSHIP_LEN - TAG_LEN,
+        kind::CREATE => HEADER_LEN + 16 + 4 + 8,
+        kind::HANDOFF => HEADER_LEN + HANDOFF_LEN - TAG_LEN,
+        _ => return None,
+    })
+}
 
 /// Byte reader that never panics: every read is bounds-checked.
 struct Reader<'a> {
@@ -575,6 +607,18 @@ impl MessageRepr {
                     tag,
                 }
             }
+            kind::HANDOFF => {
+                let mut r = fixed(body, "handoff", HANDOFF_LEN)?;
+                MessageRepr::Handoff {
+                    group: r.group()?,
+                    from: r.addr("from")?,
+                    from_port: r.u16("from port")?,
+                    to: r.addr("to")?,
+                    to_port: r.u16("to port")?,
+                    nonce: r.u64("nonce")?,
+                    tag: r.tag()?,
+                }
+            }
             kind::JAP_UPDATE => {
                 let mut r = fixed(body, "jap update", GROUP_LEN + 16 + 12)?;
                 let group = r.group()?;
@@ -683,6 +727,7 @@ impl MessageRepr {
             MessageRepr::Leave(_) => kind::LEAVE,
             MessageRepr::JoinAck { .. } => kind::JOIN_ACK,
             MessageRepr::Create { .. } => kind::CREATE,
+            MessageRepr::Handoff { .. } => kind::HANDOFF,
             MessageRepr::JapUpdate { .. } => kind::JAP_UPDATE,
             MessageRepr::JapUpdateAck { .. } => kind::JAP_UPDATE_ACK,
             MessageRepr::JapQuery { .. } => kind::JAP_QUERY,
@@ -698,6 +743,7 @@ impl MessageRepr {
             MessageRepr::Join(_) | MessageRepr::Leave(_) => MEMBERSHIP_LEN,
             MessageRepr::JoinAck { .. } => GROUP_LEN + 12,
             MessageRepr::Create { uri, .. } => 16 + 4 + 8 + TAG_LEN + uri.len(),
+            MessageRepr::Handoff { .. } => HANDOFF_LEN,
             MessageRepr::JapUpdate { .. } => GROUP_LEN + 28,
             MessageRepr::JapUpdateAck { .. } => GROUP_LEN + 8,
             MessageRepr::JapQuery { .. } => GROUP_LEN,
@@ -772,6 +818,23 @@ impl MessageRepr {
                 w.put(&nonce.to_be_bytes());
                 w.put(tag);
                 w.put(uri.as_bytes());
+            }
+            MessageRepr::Handoff {
+                group,
+                from,
+                from_port,
+                to,
+                to_port,
+                nonce,
+                tag,
+            } => {
+                w.group(group);
+                w.put(&from.octets());
+                w.put(&from_port.to_be_bytes());
+                w.put(&to.octets());
+                w.put(&to_port.to_be_bytes());
+                w.put(&nonce.to_be_bytes());
+                w.put(tag);
             }
             MessageRepr::JapUpdate {
                 group,
@@ -857,18 +920,8 @@ impl MessageRepr {
 pub fn tag_input(bytes: &[u8]) -> Option<Vec<u8>> {
     let p = Packet::new_checked(bytes).ok()?;
     let mut v = p.message_bytes().to_vec();
-    let range = match p.kind() {
-        kind::JOIN | kind::LEAVE => {
-            let s = HEADER_LEN + TAG_OFFSET_IN_MEMBERSHIP;
-            s..s + TAG_LEN
-        }
-        kind::CREATE => {
-            let s = HEADER_LEN + 16 + 4 + 8;
-            s..s + TAG_LEN
-        }
-        _ => return None,
-    };
-    v.get_mut(range)?.fill(0);
+    let s = tag_offset(p.kind())?;
+    v.get_mut(s..s + TAG_LEN)?.fill(0);
     Some(v)
 }
 

@@ -155,6 +155,10 @@ impl Shell {
                         Event::Created(g, u) => {
                             ("created", json!({"group": g.to_string(), "uri": u}))
                         }
+                        Event::HandedOff(g, f, t, n) => (
+                            "handed_off",
+                            json!({"group": g.to_string(), "from": f, "to": t, "bindings": n}),
+                        ),
                     };
                     self.note(v.0, v.1, now);
                 }

@@ -26,13 +26,14 @@ pub fn run(
     let r = pias::run(&opts, Some(signals))?;
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
     println!(
-        "pias: segments first {:?} later {:?}; clients nearest {}/{}; rap_updates {:?}; affinity kept {}; failover target {} jap {} proxy {}",
+        "pias: segments first {:?} later {:?}; clients nearest {}/{}; rap_updates {:?}; affinity kept {}; handoff kept {}; failover target {} jap {} proxy {}",
         r.first_packet_segments,
         r.later_packet_segments,
         r.clients.iter().filter(|c| c.is_nearest).count(),
         r.clients.len(),
         r.rap_updates,
         r.affinity_kept,
+        r.handoff.kept,
         f(r.target_failover_ms),
         f(r.jap_failover_ms),
         f(r.proxy_failover_ms)

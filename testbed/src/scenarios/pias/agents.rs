@@ -65,6 +65,8 @@ pub struct Target {
     /// Join acknowledgements with status Ok the agent received.
     pub acks_ok: Arc<AtomicU64>,
     last_nonce: u64,
+    /// Accepted connections (clones), newest last: what a graceful leave hands off.
+    conns: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Target {
@@ -102,12 +104,16 @@ impl Target {
             }));
         }
         tcp.set_nonblocking(true)?;
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
         {
-            let (stop, name) = (stop.clone(), name.clone());
+            let (stop, name, conns) = (stop.clone(), name.clone(), conns.clone());
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match tcp.accept() {
                         Ok((s, _)) => {
+                            if let (Ok(c), Ok(mut v)) = (s.try_clone(), conns.lock()) {
+                                v.push(c);
+                            }
                             let (stop, name) = (stop.clone(), name.clone());
                             std::thread::spawn(move || serve_tcp(s, &name, &stop));
                         }
@@ -159,6 +165,7 @@ impl Target {
             joins,
             acks_ok,
             last_nonce: 0,
+            conns,
         })
     }
 
@@ -170,11 +177,53 @@ impl Target {
         port: u16,
         leave: bool,
     ) -> anyhow::Result<AckStatus> {
+        let addr = self.addr;
+        self.request(g, |n| membership_bytes(g, addr, port, n, leave))
+    }
+
+    /// Tells the JAP that this target's connections of `g` moved to `to`
+    /// (signed with the group's credential); waits for the answer.
+    pub fn handoff(&mut self, g: &GroupConfig, to: Ipv6Addr) -> anyhow::Result<AckStatus> {
+        let from = self.addr;
+        self.request(g, |nonce| {
+            let msg = MessageRepr::Handoff {
+                group: g.group,
+                from,
+                from_port: SERVICE_PORT,
+                to,
+                to_port: SERVICE_PORT,
+                nonce,
+                tag: [0; 16],
+            };
+            auth::signed_bytes(&msg, &g.credential).context("signing")
+        })
+    }
+
+    /// The newest accepted connection (removed from the registry).
+    pub fn take_newest_connection(&self) -> Option<TcpStream> {
+        self.conns.lock().ok()?.pop()
+    }
+
+    /// Serves a connection restored here (after a handoff).
+    pub fn adopt(&mut self, s: TcpStream) {
+        let (stop, name) = (self.stop.clone(), self.name.clone());
+        if let (Ok(c), Ok(mut v)) = (s.try_clone(), self.conns.lock()) {
+            v.push(c);
+        }
+        self.threads
+            .push(std::thread::spawn(move || serve_tcp(s, &name, &stop)));
+    }
+
+    fn request(
+        &mut self,
+        g: &GroupConfig,
+        make: impl Fn(u64) -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<AckStatus> {
         let mut buf = [0u8; 512];
         for _ in 0..3 {
             let n = nonce().max(self.last_nonce + 1);
             self.last_nonce = n;
-            let b = membership_bytes(g, self.addr, port, n, leave)?;
+            let b = make(n)?;
             self.direct
                 .send_to(&b, SocketAddrV6::new(g.group.addr, CONTROL_PORT, 0, 0))?;
             let until = Instant::now() + Duration::from_millis(600);
@@ -188,11 +237,7 @@ impl Target {
                 }
             }
         }
-        anyhow::bail!(
-            "{}: no acknowledgement for {} of port {port}",
-            self.name,
-            if leave { "leave" } else { "join" }
-        )
+        anyhow::bail!("{}: no acknowledgement from the JAP", self.name)
     }
 
     /// Stops the agent's periodic joins (the services keep running).

@@ -75,6 +75,9 @@ pub struct Phases {
     pub churn: bool,
     /// Affinity while the IAP changes.
     pub affinity: bool,
+    /// A target leaves gracefully, handing its live TCP connection to
+    /// another target of its JAP (`tcp-handoff`); the JAP's NAT follows.
+    pub handoff: bool,
     /// A target loses its link.
     pub target_failure: bool,
     /// The JAP is killed.
@@ -88,6 +91,7 @@ impl Phases {
     pub const ALL: Phases = Phases {
         churn: true,
         affinity: true,
+        handoff: true,
         target_failure: true,
         jap_failure: true,
         proxy_failure: true,
@@ -96,6 +100,7 @@ impl Phases {
     pub const NONE: Phases = Phases {
         churn: false,
         affinity: false,
+        handoff: false,
         target_failure: false,
         jap_failure: false,
         proxy_failure: false,
@@ -642,6 +647,9 @@ fn steps_inner(
         r.affinity = affinity(run, port)?;
         r.affinity_kept = r.affinity.before.is_some() && r.affinity.before == r.affinity.after;
     }
+    if ph.handoff {
+        r.handoff = live_handoff(run, &mut targets, &g_tcp, &g_udp)?;
+    }
     if ph.target_failure {
         target_failure(run, r, c1_addr, dst)?;
     }
@@ -760,6 +768,74 @@ fn proxy_failure(
         run.route_via("R1", ANYCAST).unwrap_or_default().trim()
     ));
     Ok(())
+}
+
+/// A graceful leave with live connections (issue 6 item 7): the target
+/// serving C1's TCP connection freezes and dumps it (`tcp-handoff`), the
+/// other target of the same JAP restores it on its own address, the donor
+/// tells the JAP (signed Handoff) so the NAT binding follows, the restored
+/// socket goes live with the segments captured meanwhile replayed, and the
+/// donor leaves the group. The client's connection must carry on.
+fn live_handoff(
+    run: &Run,
+    targets: &mut BTreeMap<&str, Target>,
+    g_tcp: &GroupConfig,
+    g_udp: &GroupConfig,
+) -> anyhow::Result<report::Handoff> {
+    use tcp_handoff::{FreezeOptions, RestoreOptions, freeze, replay, restore_paused};
+    let lab = run.lab;
+    let mut h = report::Handoff::default();
+    let c1 = host_addr(lab, "C1")?;
+    let dst = SocketAddrV6::new(ANYCAST, g_tcp.group.port, 0, 0);
+    let mut s = lab.run_in("C1", move || {
+        let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)?;
+        sock.bind(&SocketAddrV6::new(c1, 0, 0, 0).into())?;
+        sock.connect_timeout(&dst.into(), Duration::from_secs(3))?;
+        Ok::<TcpStream, std::io::Error>(sock.into())
+    })??;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let donor = tcp_echo(&mut s, "handoff-before").context("echo before the handoff")?;
+    let acceptor = if donor == "T1" { "T3" } else { "T1" };
+    h.from = donor.clone();
+    h.to = acceptor.to_string();
+    let to_addr = host_addr(lab, acceptor)?;
+    let conn = targets
+        .get(donor.as_str())
+        .and_then(Target::take_newest_connection)
+        .context("the donor's connection")?;
+    let t0 = Instant::now();
+    let mut frozen = lab.run_in(&donor, move || freeze(conn, &FreezeOptions::default()))??;
+    let state = frozen.dump()?;
+    let local = std::net::SocketAddr::V6(SocketAddrV6::new(to_addr, SERVICE_PORT, 0, 0));
+    let paused = lab.run_in(acceptor, move || {
+        restore_paused(
+            &state,
+            &RestoreOptions {
+                local: Some(local),
+                ..RestoreOptions::default()
+            },
+        )
+    })??;
+    let status = targets
+        .get_mut(donor.as_str())
+        .context("donor")?
+        .handoff(g_tcp, to_addr)?;
+    h.nat_followed = status == pias_proxy::wire::AckStatus::Ok;
+    let late = frozen.close_silently()?;
+    let live = lab.run_in(acceptor, move || -> anyhow::Result<_> {
+        let live = paused.activate()?;
+        replay(&live.stream, &late)?;
+        Ok(live.stream)
+    })??;
+    h.handoff_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+    targets.get_mut(acceptor).context("acceptor")?.adopt(live);
+    // The donor leaves the TCP group (it stays in the UDP group).
+    let d = targets.get_mut(donor.as_str()).context("donor")?;
+    d.resume_joining(vec![g_udp.clone()]);
+    h.left = d.membership(g_tcp, SERVICE_PORT, true)? == pias_proxy::wire::AckStatus::Ok;
+    h.after = tcp_echo(&mut s, "handoff-after");
+    h.kept = h.nat_followed && h.left && h.after.as_deref() == Some(acceptor);
+    Ok(h)
 }
 
 fn tcp_echo(s: &mut TcpStream, msg: &str) -> Option<String> {

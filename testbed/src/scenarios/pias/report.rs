@@ -37,6 +37,25 @@ pub struct Affinity {
     pub peer_answered: bool,
 }
 
+/// The graceful leave with a live TCP connection.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Handoff {
+    /// Donor target.
+    pub from: String,
+    /// Acceptor target.
+    pub to: String,
+    /// The JAP acknowledged the handoff (its NAT binding moved).
+    pub nat_followed: bool,
+    /// The donor's leave was acknowledged.
+    pub left: bool,
+    /// Target answering on the same connection afterwards.
+    pub after: Option<String>,
+    /// Freeze to live on the acceptor, milliseconds.
+    pub handoff_ms: Option<f64>,
+    /// The connection carried on at the acceptor.
+    pub kept: bool,
+}
+
 /// The report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PiasReport {
@@ -74,6 +93,8 @@ pub struct PiasReport {
     pub affinity_kept: bool,
     /// Its details.
     pub affinity: Affinity,
+    /// Graceful leave with a live connection (tcp-handoff).
+    pub handoff: Handoff,
     /// Target failover time seen by a client probing every 20 ms.
     pub target_failover_ms: Option<f64>,
     /// Which target to which.
@@ -105,5 +126,6 @@ impl PiasReport {
             && self.jap_failover_ms.is_some()
             && self.target_failover_ms.is_some()
             && self.affinity_kept
+            && self.handoff.kept
     }
 }
