@@ -259,6 +259,41 @@ impl Proxy {
         self.rtt.insert((b, a), rtt);
     }
 
+    /// An RTT this proxy measured to `peer`; the minimum is kept (seed 001 3.5).
+    pub fn rtt_sample(&mut self, peer: Ipv6Addr, rtt: Duration) {
+        let me = self.cfg.me;
+        let best = self.rtt.get(&(me, peer)).map_or(rtt, |d| (*d).min(rtt));
+        self.set_rtt(me, peer, best);
+    }
+
+    /// Seed 001 3.5: advertises this proxy's RTTs to every live proxy.
+    pub fn advertise_rtts(&mut self) {
+        let me = self.cfg.me;
+        let mut entries: Vec<crate::wire::RttEntry> = self
+            .rtt
+            .iter()
+            .filter(|((a, b), _)| *a == me && self.ring.contains(b))
+            .map(|((_, b), d)| crate::wire::RttEntry {
+                peer: *b,
+                rtt_us: u32::try_from(d.as_micros()).unwrap_or(u32::MAX),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.peer);
+        let peers: Vec<Ipv6Addr> = self.ring_members().filter(|p| *p != me).collect();
+        for chunk in entries.chunks(crate::wire::MAX_RTT_ENTRIES) {
+            let msg = MessageRepr::RttReport {
+                entries: chunk.to_vec(),
+            };
+            for p in &peers {
+                self.peer_msg(*p, &msg);
+            }
+        }
+    }
+
+    fn ring_members(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.ring.members()
+    }
+
     fn rtt_between(&self, a: &Ipv6Addr, b: &Ipv6Addr) -> Option<Duration> {
         if a == b {
             Some(Duration::ZERO)
@@ -317,6 +352,7 @@ impl Proxy {
             return;
         }
         self.ring.remove(&p);
+        self.rtt.retain(|(a, b), _| *a != p && *b != p);
         self.iap.proxy_down(&p);
         self.rap.proxy_down(&p);
         self.pending.retain(|(_, rap), _| *rap != p);
@@ -963,6 +999,13 @@ impl Proxy {
                         jap,
                     },
                 );
+            }
+            MessageRepr::RttReport { entries } => {
+                for e in entries {
+                    if e.peer != from && self.is_live(&e.peer) {
+                        self.set_rtt(from, e.peer, Duration::from_micros(u64::from(e.rtt_us)));
+                    }
+                }
             }
             MessageRepr::FlowAnswer {
                 group,

@@ -72,6 +72,11 @@ impl Ring {
         self.proxies.is_empty()
     }
 
+    /// The live proxies.
+    pub fn members(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.proxies.iter().copied()
+    }
+
     /// Whether `p` is on the ring.
     pub fn contains(&self, p: &Ipv6Addr) -> bool {
         self.proxies.contains(p)

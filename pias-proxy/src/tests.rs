@@ -879,3 +879,46 @@ fn dynamic_assignment_bound_to_a_uri() {
     p.on_control(now, (addr("2001:db8:1::1"), 9), (g1.addr, CONTROL_PORT), &b);
     assert_eq!(p.jap.live(&g1), 1);
 }
+
+/// Seed 001 3.5: proxies advertise their measured RTTs; a RAP that never
+/// measured the IAP-JAP distance orders JAPs by the advertised one.
+#[test]
+fn advertised_rtts_drive_proximity_at_the_rap() {
+    let mut sim = Sim::new(6, 0, Policy::Proximity);
+    let raps = sim.raps();
+    let others: Vec<usize> = (0..6).filter(|i| !raps.contains(i)).collect();
+    let (iap, j1, j2) = (others[0], others[1], others[2]);
+    sim.join(j1, "2001:db8:1::1", 1);
+    sim.join(j2, "2001:db8:2::1", 1);
+    // Only the IAP measured; j2 is the nearer one (a later, larger sample
+    // does not replace the minimum).
+    sim.proxies[iap].rtt_sample(proxy_addr(j1), Duration::from_millis(8));
+    sim.proxies[iap].rtt_sample(proxy_addr(j2), Duration::from_millis(3));
+    sim.proxies[iap].rtt_sample(proxy_addr(j2), Duration::from_millis(30));
+    sim.proxies[iap].advertise_rtts();
+    sim.run();
+    let s = sim.send(iap, "2001:db8:c::1", 1000, true);
+    assert_eq!(delivered_to(&s), Some(addr("2001:db8:2::1")));
+    let list = sim.proxies[iap].iap.cached(&group()).unwrap();
+    assert_eq!(list[0].jap, proxy_addr(j2));
+    // A report from a host that is not a live proxy changes nothing.
+    let forged = MessageRepr::RttReport {
+        entries: vec![crate::wire::RttEntry {
+            peer: proxy_addr(j1),
+            rtt_us: 1,
+        }],
+    }
+    .to_bytes()
+    .unwrap();
+    let rap = raps[0];
+    sim.proxies[rap].on_control(
+        sim.now,
+        (addr("2001:db8:ee::1"), PEER_PORT),
+        (proxy_addr(rap), PEER_PORT),
+        &forged,
+    );
+    assert_eq!(
+        sim.proxies[rap].stats.control_drops.get("not_a_live_proxy"),
+        Some(&1)
+    );
+}

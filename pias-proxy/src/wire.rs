@@ -32,6 +32,8 @@ pub const TAG_LEN: usize = 16;
 pub const MAX_JAP_LIST: usize = 16;
 /// Longest URI a group can be bound to.
 pub const MAX_URI_LEN: usize = 200;
+/// Most RTT entries in one report.
+pub const MAX_RTT_ENTRIES: usize = 64;
 /// Reserved UDP port on every anycast address for join/leave (seed 001 3.1).
 pub const CONTROL_PORT: u16 = 4950;
 /// UDP port of proxy-to-proxy control messages on proxies' unicast addresses.
@@ -120,6 +122,8 @@ pub mod kind {
     pub const FLOW_QUERY: u8 = 21;
     /// Answer to a flow query.
     pub const FLOW_ANSWER: u8 = 22;
+    /// Proxy -> all proxies: its measured RTTs to peers (seed 001 3.5).
+    pub const RTT_REPORT: u8 = 23;
 }
 
 /// Zero-copy view of a PIAS message (header + body).
@@ -308,9 +312,25 @@ pub struct JapEntry {
     pub count: u32,
 }
 
+/// One measured RTT in an [`MessageRepr::RttReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttEntry {
+    /// The peer measured.
+    pub peer: Ipv6Addr,
+    /// Minimum RTT seen, microseconds.
+    pub rtt_us: u32,
+}
+
 /// Every PIAS message, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageRepr {
+    /// Seed 001 3.5, brute force: every proxy pings the others and
+    /// advertises its minimum RTTs to all, so a RAP can order JAPs by their
+    /// distance to the IAP.
+    RttReport {
+        /// Measurements (at most [`MAX_RTT_ENTRIES`]).
+        entries: Vec<RttEntry>,
+    },
     /// Target joins.
     Join(Membership),
     /// Target leaves.
@@ -716,6 +736,31 @@ impl MessageRepr {
                     jap,
                 }
             }
+            kind::RTT_REPORT => {
+                let mut r = Reader { b: body, at: 0 };
+                let n = usize::from(r.u8("rtt count")?);
+                let _pad = r.take(3, "rtt pad")?;
+                if n > MAX_RTT_ENTRIES {
+                    return Err(Error::TooMany {
+                        what: "rtt entries",
+                        value: n,
+                        max: MAX_RTT_ENTRIES,
+                    });
+                }
+                if body.len() != 4 + n * 20 {
+                    return Err(Error::BadLength {
+                        kind: "rtt report",
+                        len: body.len(),
+                    });
+                }
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let peer = r.addr("peer")?;
+                    let rtt_us = r.u32("rtt")?;
+                    entries.push(RttEntry { peer, rtt_us });
+                }
+                MessageRepr::RttReport { entries }
+            }
             k => return Err(Error::UnknownKind(k)),
         })
     }
@@ -735,6 +780,7 @@ impl MessageRepr {
             MessageRepr::TargetsGone { .. } => kind::TARGETS_GONE,
             MessageRepr::FlowQuery { .. } => kind::FLOW_QUERY,
             MessageRepr::FlowAnswer { .. } => kind::FLOW_ANSWER,
+            MessageRepr::RttReport { .. } => kind::RTT_REPORT,
         }
     }
 
@@ -751,6 +797,7 @@ impl MessageRepr {
             MessageRepr::TargetsGone { .. } => GROUP_LEN + 16,
             MessageRepr::FlowQuery { .. } => GROUP_LEN + 24,
             MessageRepr::FlowAnswer { .. } => GROUP_LEN + 40,
+            MessageRepr::RttReport { entries } => 4 + entries.len() * 20,
         }
     }
 
@@ -777,6 +824,13 @@ impl MessageRepr {
                     what: "uri length",
                     value: uri.len(),
                     max: MAX_URI_LEN,
+                });
+            }
+            MessageRepr::RttReport { entries } if entries.len() > MAX_RTT_ENTRIES => {
+                return Err(Error::TooMany {
+                    what: "rtt entries",
+                    value: entries.len(),
+                    max: MAX_RTT_ENTRIES,
                 });
             }
             _ => {}
@@ -898,6 +952,14 @@ impl MessageRepr {
                 w.put(&id.to_be_bytes());
                 w.put(&jap.octets());
             }
+            MessageRepr::RttReport { entries } => {
+                // entries.len() <= MAX_RTT_ENTRIES, checked above.
+                w.put(&[entries.len() as u8, 0, 0, 0]);
+                for e in entries {
+                    w.put(&e.peer.octets());
+                    w.put(&e.rtt_us.to_be_bytes());
+                }
+            }
         }
         Ok(())
     }
@@ -991,6 +1053,14 @@ mod tests {
             MessageRepr::JapList {
                 group: g(),
                 entries: Vec::new(),
+            },
+            MessageRepr::RttReport {
+                entries: (0..MAX_RTT_ENTRIES as u16)
+                    .map(|i| RttEntry {
+                        peer: a(i),
+                        rtt_us: u32::from(i) * 1000,
+                    })
+                    .collect(),
             },
             MessageRepr::TargetsGone {
                 group: g(),

@@ -200,8 +200,7 @@ impl Shell {
             return;
         }
         if self.proxy.ring().contains(&from) {
-            let me = self.proxy.me();
-            self.proxy.set_rtt(me, from, now.duration_since(sent));
+            self.proxy.rtt_sample(from, now.duration_since(sent));
         } else {
             self.proxy.target_heard(now, from);
         }
@@ -347,6 +346,7 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
                 for p in &live {
                     sh.send_ping(*p, now);
                 }
+                sh.proxy.advertise_rtts();
                 // Bootstrap until every configured peer was seen (an
                 // announce sent before the IGP converged is lost).
                 for p in cfg.peers.iter().filter(|p| **p != cfg.me && !live.contains(p)) {
