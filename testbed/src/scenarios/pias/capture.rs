@@ -118,3 +118,69 @@ pub fn egress_ifaces(
         .map(|c| (c.router.clone(), c.ifindex))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian pcap with LINUX_SLL2 frames.
+    fn pcap(frames: &[(u32, bool, Vec<u8>)]) -> Vec<u8> {
+        let mut d = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        d.extend_from_slice(&160u32.to_le_bytes());
+        d.extend_from_slice(&276u32.to_le_bytes());
+        for (ifindex, out, ip) in frames {
+            let mut f = vec![0x86, 0xdd, 0, 0];
+            f.extend_from_slice(&ifindex.to_be_bytes());
+            f.extend_from_slice(&[0, 1, if *out { 4 } else { 0 }, 6, 0, 0, 0, 0, 0, 0, 0, 0]);
+            f.extend_from_slice(ip);
+            d.extend_from_slice(&[0; 8]);
+            d.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            d.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            d.extend_from_slice(&f);
+        }
+        d
+    }
+
+    fn ipv6(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[8..24].copy_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, src).octets());
+        p[24..40].copy_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, dst).octets());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn segments_are_distinct_pairs_carrying_the_marker() {
+        let dir = std::env::temp_dir().join(format!("pias-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("r.pcap");
+        let frames = vec![
+            (3, false, ipv6(1, 2, b"xxPIASFIRSTxx")),
+            (4, true, ipv6(1, 2, b"xxPIASFIRSTxx")),
+            (4, true, ipv6(2, 3, b"tunnel PIASFIRST")),
+            (5, true, ipv6(3, 1, b"piasfirst reply")),
+            (5, true, ipv6(7, 8, b"other")),
+        ];
+        let bytes = pcap(&frames);
+        std::fs::write(&f, &bytes).unwrap();
+        let caps = read("R", &f).unwrap();
+        assert_eq!(caps.len(), 5);
+        assert_eq!(segments(&caps, "PIASFIRST").len(), 2);
+        let a = |i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i);
+        assert_eq!(
+            egress_ifaces(&caps, "PIASFIRST", a(1), a(2)),
+            vec![("R".to_string(), 4)]
+        );
+        // Every truncation reads without panicking and keeps whole records only.
+        for n in 0..bytes.len() {
+            std::fs::write(&f, &bytes[..n]).unwrap();
+            if let Ok(c) = read("R", &f) {
+                assert!(c.len() <= 5);
+            }
+        }
+        std::fs::write(&f, b"not a pcap").unwrap();
+        assert!(read("R", &f).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

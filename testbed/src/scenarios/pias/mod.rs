@@ -889,3 +889,30 @@ fn affinity(run: &Run, port: u16) -> anyhow::Result<report::Affinity> {
 pub fn report_path(out: &Path) -> PathBuf {
     out.join("pias.json")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_proxy_follows_the_ospf_costs() {
+        // Same router, lower external metric wins; then distance.
+        assert_eq!(nearest_proxy(1), "P1");
+        assert_eq!(nearest_proxy(2), "P3");
+        assert_eq!(nearest_proxy(3), "P4");
+        assert_eq!(cost_to_proxy(1, 1), 30);
+        assert_eq!(cost_to_proxy(1, 3), 120);
+    }
+
+    #[test]
+    fn the_lab_port_keeps_iap_and_jap_off_the_rap_set() {
+        let avoid = [proxy_me(0), proxy_me(3)];
+        let port = pick_port(&avoid, 3).unwrap();
+        let ring = Ring::with_proxies(16, (0..PROXIES.len()).map(proxy_me));
+        for proto in [PROTO_UDP, PROTO_TCP] {
+            let raps = ring.raps(&GroupAddr::new(ANYCAST, port, proto).unwrap(), 3);
+            assert_eq!(raps.len(), 3);
+            assert!(raps.iter().all(|r| !avoid.contains(r)));
+        }
+    }
+}
