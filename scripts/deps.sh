@@ -2,7 +2,7 @@
 # Install the Debian packages the tests and the lab need, when missing.
 # Idempotent; safe to call from every entry point.
 set -euo pipefail
-pkgs=(tshark python3-scapy iperf3 tcpdump iproute2 iputils-ping fonts-dejavu-core)
+pkgs=(tshark python3-scapy iperf3 tcpdump iproute2 iputils-ping fonts-dejavu-core bird2)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@ mod demo;
 mod down;
 mod drill;
 mod exec;
+mod pias;
 mod sweep;
 mod up;
 
@@ -68,6 +69,11 @@ pub enum Command {
     /// anycast address over) and `drill ha-restart`.
     #[command(subcommand)]
     Drill(drill::DrillWhat),
+    /// The PIAS lab: OSPFv3 (BIRD 2) routers, six pias-proxy daemons
+    /// announcing the anycast prefix, targets and clients; writes
+    /// DIR/pias.json (segments, serving proxies, RAP updates, failover
+    /// times, affinity) and the routers' captures.
+    Pias(pias::PiasArgs),
     // Further scenario subcommands go here (see `testbed::scenarios`).
 }
 
@@ -157,6 +163,13 @@ pub fn run(cli: Cli, signals: Option<TerminationSignals>) -> anyhow::Result<Exit
                 None => TerminationSignals::block()?,
             };
             drill::run(&what, &cli.state_dir, &cli.family, &signals)
+        }
+        Command::Pias(args) => {
+            let signals = match signals {
+                Some(s) => s,
+                None => TerminationSignals::block()?,
+            };
+            pias::run(&args, &cli.state_dir, &cli.family, &signals)
         }
         Command::Down(args) => down::run(&args, &cli.state_dir, &cli.family),
         Command::List => down::list(&cli.state_dir, &cli.family),

@@ -26,6 +26,7 @@ pub mod bench;
 pub mod daemons;
 pub mod demo;
 pub mod drill;
+pub mod pias;
 pub mod probe;
 pub mod sweep;
 

@@ -1,0 +1,314 @@
+//! Packet-level helpers of the PIAS datapath: read the 5-tuple of an IPv6
+//! TCP/UDP packet and rewrite its addresses and ports in place with an
+//! incremental checksum update (RFC 1624), the JAP's NAT towards targets
+//! (seed 001 figure 2: `JAP:q = NAT(AC:p)`). Tunnelling between proxies uses
+//! `mip6_anycast::wire::edit` (RFC 2473 IPv6-in-IPv6).
+
+use std::net::Ipv6Addr;
+
+use mip6_anycast::wire::{IPV6_HEADER_LEN, Ipv6Packet, TunnelParams, edit, ip6ip6};
+
+use crate::group::{PROTO_TCP, PROTO_UDP};
+
+/// Why a packet cannot be handled by the PIAS datapath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum PacketError {
+    /// Not an IPv6 packet, or shorter than its header says.
+    #[error("malformed IPv6 packet")]
+    Malformed,
+    /// Not TCP or UDP directly after the IPv6 header.
+    #[error("not TCP/UDP")]
+    NotTransport,
+    /// Transport header cut short.
+    #[error("truncated transport header")]
+    Truncated,
+    /// Encapsulation/decapsulation failed.
+    #[error("tunnel edit failed")]
+    Tunnel,
+}
+
+/// The 5-tuple (plus TCP SYN/FIN/RST) of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// Source address.
+    pub src: Ipv6Addr,
+    /// Destination address.
+    pub dst: Ipv6Addr,
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP SYN without ACK: the start of a connection.
+    pub syn: bool,
+}
+
+impl Flow {
+    /// Whether this packet is identifiably not the start of a connection
+    /// (TCP without SYN). UDP packets are never "mid-flow".
+    pub fn is_mid_flow(&self) -> bool {
+        self.proto == PROTO_TCP && !self.syn
+    }
+}
+
+fn checksum_offset(proto: u8) -> usize {
+    if proto == PROTO_TCP { 16 } else { 6 }
+}
+
+/// Reads the flow of a plain IPv6 TCP/UDP packet (no extension headers).
+pub fn flow_of(packet: &[u8]) -> Result<Flow, PacketError> {
+    let ip = Ipv6Packet::new_checked(packet).map_err(|_| PacketError::Malformed)?;
+    if ip.version() != 6 || ip.total_len() > packet.len() {
+        return Err(PacketError::Malformed);
+    }
+    let proto = ip.next_header();
+    if proto != PROTO_TCP && proto != PROTO_UDP {
+        return Err(PacketError::NotTransport);
+    }
+    let l4 = ip.payload();
+    let need = if proto == PROTO_TCP { 20 } else { 8 };
+    if l4.len() < need {
+        return Err(PacketError::Truncated);
+    }
+    let syn = proto == PROTO_TCP && l4[13] & 0x02 != 0 && l4[13] & 0x10 == 0;
+    Ok(Flow {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        proto,
+        sport: u16::from_be_bytes([l4[0], l4[1]]),
+        dport: u16::from_be_bytes([l4[2], l4[3]]),
+        syn,
+    })
+}
+
+/// One's-complement sum of 16-bit words.
+fn add_words(mut acc: u32, bytes: &[u8]) -> u32 {
+    for c in bytes.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
+        acc += u32::from(w);
+    }
+    acc
+}
+
+/// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` over all changed words.
+fn adjust(csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    let mut acc = u32::from(!csum);
+    // ~m for each old word: add the complement.
+    for c in old.chunks(2) {
+        let w = if c.len() == 2 {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from(c[0]) << 8
+        };
+        acc += u32::from(!w);
+    }
+    acc = add_words(acc, new);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+/// Rewrites source and destination (address and port) of a TCP/UDP packet
+/// in place, fixing the transport checksum incrementally.
+pub fn rewrite(
+    packet: &mut [u8],
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+) -> Result<(), PacketError> {
+    let f = flow_of(packet)?;
+    let off = IPV6_HEADER_LEN;
+    let co = off + checksum_offset(f.proto);
+    let old_csum = u16::from_be_bytes([packet[co], packet[co + 1]]);
+    let mut old = Vec::with_capacity(36);
+    old.extend_from_slice(&f.src.octets());
+    old.extend_from_slice(&f.dst.octets());
+    old.extend_from_slice(&f.sport.to_be_bytes());
+    old.extend_from_slice(&f.dport.to_be_bytes());
+    let mut new = Vec::with_capacity(36);
+    new.extend_from_slice(&src.0.octets());
+    new.extend_from_slice(&dst.0.octets());
+    new.extend_from_slice(&src.1.to_be_bytes());
+    new.extend_from_slice(&dst.1.to_be_bytes());
+    let mut csum = adjust(old_csum, &old, &new);
+    if f.proto == PROTO_UDP && csum == 0 {
+        // RFC 8200 8.1: a zero UDP checksum is transmitted as 0xffff.
+        csum = 0xffff;
+    }
+    let mut ip = Ipv6Packet::new_unchecked(&mut *packet);
+    ip.set_src_addr(&src.0);
+    ip.set_dst_addr(&dst.0);
+    packet[off..off + 2].copy_from_slice(&src.1.to_be_bytes());
+    packet[off + 2..off + 4].copy_from_slice(&dst.1.to_be_bytes());
+    packet[co..co + 2].copy_from_slice(&csum.to_be_bytes());
+    Ok(())
+}
+
+/// A complete IPv6/UDP packet (checksum filled in), e.g. a join
+/// acknowledgement sent from the group's address `AA:control`.
+pub fn udp_packet(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), payload: &[u8]) -> Option<Vec<u8>> {
+    let l4_len = u16::try_from(8 + payload.len()).ok()?;
+    let mut p = vec![0u8; IPV6_HEADER_LEN + usize::from(l4_len)];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&l4_len.to_be_bytes());
+    p[6] = PROTO_UDP;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.0.octets());
+    p[24..40].copy_from_slice(&dst.0.octets());
+    let l4 = &mut p[IPV6_HEADER_LEN..];
+    l4[0..2].copy_from_slice(&src.1.to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    l4[4..6].copy_from_slice(&l4_len.to_be_bytes());
+    l4[8..].copy_from_slice(payload);
+    let mut c = mip6_anycast::wire::checksum::compute(&src.0, &dst.0, PROTO_UDP, l4);
+    if c == 0 {
+        c = 0xffff;
+    }
+    l4[6..8].copy_from_slice(&c.to_be_bytes());
+    Some(p)
+}
+
+/// The UDP payload of a plain IPv6/UDP packet.
+pub fn udp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let f = flow_of(packet).ok()?;
+    if f.proto != PROTO_UDP {
+        return None;
+    }
+    let ip = Ipv6Packet::new_checked(packet).ok()?;
+    let l4 = ip.payload();
+    let len = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+    if len < 8 || len > l4.len() {
+        return None;
+    }
+    let start = IPV6_HEADER_LEN + 8;
+    packet.get(start..IPV6_HEADER_LEN + len)
+}
+
+/// RFC 2473 encapsulation from `src` to `dst` (proxy to proxy, or JAP to a
+/// target that decapsulates).
+pub fn encapsulate(inner: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<Vec<u8>, PacketError> {
+    edit::encapsulate_vec(inner, &TunnelParams::new(src, dst)).map_err(|_| PacketError::Tunnel)
+}
+
+/// RFC 2473 decapsulation: (outer source, inner packet).
+pub fn decapsulate(outer: &[u8]) -> Result<(Ipv6Addr, Vec<u8>), PacketError> {
+    let d = ip6ip6::decapsulate(outer).map_err(|_| PacketError::Tunnel)?;
+    let src = Ipv6Packet::new_checked(outer)
+        .map_err(|_| PacketError::Malformed)?
+        .src_addr();
+    Ok((src, d.inner_packet().packet_bytes().to_vec()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use mip6_anycast::wire::checksum;
+
+    /// A valid IPv6 TCP or UDP packet with payload.
+    pub(crate) fn packet(proto: u8, src: (&str, u16), dst: (&str, u16), syn: bool) -> Vec<u8> {
+        let s: Ipv6Addr = src.0.parse().unwrap();
+        let d: Ipv6Addr = dst.0.parse().unwrap();
+        let mut l4 = if proto == PROTO_TCP {
+            vec![0u8; 20]
+        } else {
+            vec![0u8; 8]
+        };
+        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
+        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
+        if proto == PROTO_TCP {
+            l4[12] = 5 << 4;
+            l4[13] = if syn { 0x02 } else { 0x10 };
+        } else {
+            l4[4..6].copy_from_slice(&(8u16 + 5).to_be_bytes());
+        }
+        l4.extend_from_slice(b"hello");
+        let co = checksum_offset(proto);
+        let c = checksum::compute(&s, &d, proto, &l4);
+        l4[co..co + 2].copy_from_slice(&c.to_be_bytes());
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        p[6] = proto;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&s.octets());
+        p[24..40].copy_from_slice(&d.octets());
+        p.extend_from_slice(&l4);
+        p
+    }
+
+    fn valid(p: &[u8]) -> bool {
+        let ip = Ipv6Packet::new_checked(p).unwrap();
+        checksum::verify(
+            &ip.src_addr(),
+            &ip.dst_addr(),
+            ip.next_header(),
+            ip.payload(),
+        )
+    }
+
+    #[test]
+    fn rewrite_keeps_checksums_valid() {
+        for proto in [PROTO_TCP, PROTO_UDP] {
+            let mut p = packet(
+                proto,
+                ("2001:db8:c::1", 40000),
+                ("2001:db8:aa::1", 80),
+                true,
+            );
+            assert!(valid(&p));
+            rewrite(
+                &mut p,
+                ("2001:db8:1::9".parse().unwrap(), 20001),
+                ("2001:db8:d::5".parse().unwrap(), 8080),
+            )
+            .unwrap();
+            assert!(valid(&p), "proto {proto}");
+            let f = flow_of(&p).unwrap();
+            assert_eq!((f.sport, f.dport), (20001, 8080));
+            assert_eq!(f.dst, "2001:db8:d::5".parse::<Ipv6Addr>().unwrap());
+        }
+    }
+
+    #[test]
+    fn hostile_packets_are_typed_errors() {
+        let p = packet(
+            PROTO_TCP,
+            ("2001:db8:c::1", 1),
+            ("2001:db8:aa::1", 2),
+            false,
+        );
+        for n in 0..p.len() {
+            // Any truncation: error, never a panic.
+            let r = flow_of(&p[..n]);
+            assert!(r.is_err(), "len {n}");
+        }
+        let mut icmp = p.clone();
+        icmp[6] = 58;
+        assert_eq!(flow_of(&icmp), Err(PacketError::NotTransport));
+        let mut v4 = p.clone();
+        v4[0] = 0x40;
+        assert!(flow_of(&v4).is_err());
+        assert!(decapsulate(&p).is_err());
+    }
+
+    #[test]
+    fn tunnel_round_trip() {
+        let p = packet(
+            PROTO_UDP,
+            ("2001:db8:c::1", 1),
+            ("2001:db8:aa::1", 2),
+            false,
+        );
+        let a: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:2::1".parse().unwrap();
+        let t = encapsulate(&p, a, b).unwrap();
+        assert_eq!(t.len(), p.len() + 40);
+        let (src, inner) = decapsulate(&t).unwrap();
+        assert_eq!((src, inner), (a, p));
+    }
+}

@@ -1,0 +1,131 @@
+//! `pias.json`: the figures issue 6 asks for.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One client: who answered, which proxy served it (observed in the
+/// routers' captures) and which proxy is nearest (OSPF cost).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClientServed {
+    /// Client host.
+    pub client: String,
+    /// Probe marker.
+    pub marker: String,
+    /// Target that answered.
+    pub answered_by: Option<String>,
+    /// Proxy whose link the client's packet left the router by.
+    pub served_by: Option<String>,
+    /// Nearest proxy by OSPF cost.
+    pub nearest: String,
+    /// `served_by == nearest`.
+    pub is_nearest: bool,
+}
+
+/// The affinity check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Affinity {
+    /// Target answering on the connection before the IAP changed.
+    pub before: Option<String>,
+    /// ... and after.
+    pub after: Option<String>,
+    /// R1's route to the anycast address before.
+    pub iap_before: String,
+    /// ... and after.
+    pub iap_after: String,
+    /// The new IAP kept the flow through a peer's answer.
+    pub peer_answered: bool,
+}
+
+/// The graceful leave with a live TCP connection.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Handoff {
+    /// Donor target.
+    pub from: String,
+    /// Acceptor target.
+    pub to: String,
+    /// The JAP acknowledged the handoff (its NAT binding moved).
+    pub nat_followed: bool,
+    /// The donor's leave was acknowledged.
+    pub left: bool,
+    /// Target answering on the same connection afterwards.
+    pub after: Option<String>,
+    /// Freeze to live on the acceptor, milliseconds.
+    pub handoff_ms: Option<f64>,
+    /// The connection carried on at the acceptor.
+    pub kept: bool,
+}
+
+/// The report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PiasReport {
+    /// The lab's group.
+    pub group: String,
+    /// Its RAPs.
+    pub raps: Vec<String>,
+    /// Milliseconds until every proxy saw all others (SWIM).
+    pub swim_converged_ms: Option<f64>,
+    /// Milliseconds until every router routed the prefix to its nearest proxy.
+    pub ospf_converged_ms: Option<f64>,
+    /// Targets T1, T3 joined (acknowledged).
+    pub joined: bool,
+    /// T3 left (acknowledged).
+    pub left: bool,
+    /// Targets answering C2's new flows after T3 left.
+    pub after_leave_targets: Vec<String>,
+    /// Target of C1's first probe.
+    pub first_target: Option<String>,
+    /// Segments of the first packet (observed).
+    pub first_packet_segments: Option<usize>,
+    /// Segments of a later packet (observed).
+    pub later_packet_segments: Option<usize>,
+    /// The first packet's segments.
+    pub first_packet_path: Vec<String>,
+    /// A later packet's segments.
+    pub later_packet_path: Vec<String>,
+    /// Per client.
+    pub clients: Vec<ClientServed>,
+    /// RAP updates for the same churn trace per error bound (percent).
+    pub rap_updates: BTreeMap<String, u64>,
+    /// Join/leave events in the churn trace.
+    pub churn_events: u64,
+    /// Affinity while the IAP changes.
+    pub affinity_kept: bool,
+    /// Its details.
+    pub affinity: Affinity,
+    /// Graceful leave with a live connection (tcp-handoff).
+    pub handoff: Handoff,
+    /// Target failover time seen by a client probing every 20 ms.
+    pub target_failover_ms: Option<f64>,
+    /// Which target to which.
+    pub target_failover: Option<String>,
+    /// JAP failover time (JAP killed).
+    pub jap_failover_ms: Option<f64>,
+    /// Which target before and after.
+    pub jap_failover: Option<String>,
+    /// IAP failover time (IAP killed, IGP reroutes).
+    pub proxy_failover_ms: Option<f64>,
+    /// Route after.
+    pub proxy_failover: Option<String>,
+    /// Capture files, relative to the output directory.
+    pub pcaps: Vec<String>,
+    /// Errors.
+    pub errors: Vec<String>,
+}
+
+impl PiasReport {
+    /// What issue 6 calls done.
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty()
+            && self.first_packet_segments == Some(4)
+            && self.later_packet_segments == Some(3)
+            && !self.clients.is_empty()
+            && self.clients.iter().all(|c| c.is_nearest)
+            && self.rap_updates.get("0") > self.rap_updates.get("25")
+            && self.rap_updates.get("25") > self.rap_updates.get("50")
+            && self.jap_failover_ms.is_some()
+            && self.target_failover_ms.is_some()
+            && self.affinity_kept
+            && self.handoff.kept
+    }
+}

@@ -1,0 +1,33 @@
+//! PIAS join (needs root): targets join through the anycast control port
+//! and the nearest proxy becomes their JAP; the first packet of a client
+//! takes 4 segments (client, IAP, RAP, JAP, target), later ones 3, and every
+//! client is served by its nearest proxy (observed in the routers' captures).
+
+mod pias_support;
+
+use mip6_anycast::require_root;
+use testbed::scenarios::pias::Phases;
+
+#[test]
+fn targets_join_and_packets_take_the_pias_path() {
+    require_root!("targets_join_and_packets_take_the_pias_path");
+    let (r, _out) = pias_support::run("join", Phases::NONE);
+    assert!(r.joined);
+    assert_eq!(
+        r.first_packet_segments,
+        Some(4),
+        "{:?}",
+        r.first_packet_path
+    );
+    assert_eq!(
+        r.later_packet_segments,
+        Some(3),
+        "{:?}",
+        r.later_packet_path
+    );
+    assert_eq!(r.clients.len(), 3);
+    for c in &r.clients {
+        assert!(c.is_nearest, "{c:?}");
+        assert!(c.answered_by.is_some(), "{c:?}");
+    }
+}
