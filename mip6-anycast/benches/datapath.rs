@@ -10,9 +10,8 @@
 //!    has no other bench) and the offload path: one rewrite of a 64 KB
 //!    GSO super-packet (the cost is per super-packet, not per octet),
 //!    cutting it into segments (partial or finished checksums), finishing
-//!    a checksum, and joining segments back (user-space GRO). There is no
-//!    NAT rewrite function in the tree yet (the PIAS proxy is a stub), so
-//!    none is measured.
+//!    a checksum, and joining segments back (user-space GRO). The PIAS
+//!    NAT rewrite has its own bench: `cargo bench -p pias-proxy --bench nat`.
 //! 2. As root only: a kernel TCP stream in namespaces (C - R - HA / K),
 //!    printed in MB/s: direct (no engine), through the home agent tunnel
 //!    (HA and K engines), route optimized (C and K engines). No threshold:

@@ -125,16 +125,18 @@ pub fn rewrite(
     let off = IPV6_HEADER_LEN;
     let co = off + checksum_offset(f.proto);
     let old_csum = u16::from_be_bytes([packet[co], packet[co + 1]]);
-    let mut old = Vec::with_capacity(36);
-    old.extend_from_slice(&f.src.octets());
-    old.extend_from_slice(&f.dst.octets());
-    old.extend_from_slice(&f.sport.to_be_bytes());
-    old.extend_from_slice(&f.dport.to_be_bytes());
-    let mut new = Vec::with_capacity(36);
-    new.extend_from_slice(&src.0.octets());
-    new.extend_from_slice(&dst.0.octets());
-    new.extend_from_slice(&src.1.to_be_bytes());
-    new.extend_from_slice(&dst.1.to_be_bytes());
+    // The pseudo-header and port words before and after, on the stack (no
+    // allocation per packet).
+    let words = |a: Ipv6Addr, b: Ipv6Addr, pa: u16, pb: u16| {
+        let mut w = [0u8; 36];
+        w[..16].copy_from_slice(&a.octets());
+        w[16..32].copy_from_slice(&b.octets());
+        w[32..34].copy_from_slice(&pa.to_be_bytes());
+        w[34..].copy_from_slice(&pb.to_be_bytes());
+        w
+    };
+    let old = words(f.src, f.dst, f.sport, f.dport);
+    let new = words(src.0, dst.0, src.1, dst.1);
     let mut csum = adjust(old_csum, &old, &new);
     if f.proto == PROTO_UDP && csum == 0 {
         // RFC 8200 8.1: a zero UDP checksum is transmitted as 0xffff.

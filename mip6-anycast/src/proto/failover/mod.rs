@@ -609,10 +609,15 @@ impl Failover {
 
     fn become_contact(&mut self, now: Instant, takeover: bool) {
         if takeover {
-            self.epoch += 1;
+            // Saturating: an epoch near the top (a broken or hostile member)
+            // must not wrap back below the others (found by fuzzing).
+            self.epoch = self.epoch.saturating_add(1);
             self.stats.takeovers += 1;
             // Versions of a newer epoch sort above every older one.
-            self.version = self.epoch << VERSION_EPOCH_SHIFT;
+            self.version = self
+                .version
+                .saturating_add(1)
+                .max(self.epoch.saturating_mul(1 << VERSION_EPOCH_SHIFT));
         }
         self.role = Role::Contact;
         self.contact = Some(self.cfg.me.clone());
