@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{
     DemoOptions, DemoReport, REGISTRATION_TIMEOUT, Roles, SAMPLE_GAP, SETTLE, check_captures, get,
-    ha_link_packets, interrupted, load_topology, roles,
+    ha_link_packets, interrupted, load_topology, roles, wait_route_optimized,
 };
 use crate::lab::find_workspace_binary;
 use crate::lab::signals::TerminationSignals;
@@ -386,29 +386,17 @@ fn measure(
     interrupted(signals)?;
 
     // Route optimization.
-    let ro = wait_for(opts.ro_timeout, Duration::from_millis(50), || {
-        let at_c = guest_binding(vm, roles)?;
-        let at_k = session.ctl(k, "bindings").ok()?;
-        let bound = at_k.as_array()?.iter().any(|b| {
-            b.get("bound") == Some(&Value::Bool(true))
-                && b.get("cn")
-                    .and_then(Value::as_str)
-                    .is_some_and(|cn| at_c.0 == cn)
-        });
-        bound.then_some(at_c)
-    });
-    if ro.is_none() {
-        report.error(format!(
-            "no route optimization within {:?}",
-            opts.ro_timeout
-        ));
+    if !wait_route_optimized(
+        session,
+        k,
+        opts,
+        report,
+        t_connect,
+        Duration::from_millis(50),
+        || guest_binding(vm, roles).map(|b| b.0),
+    ) {
         return Ok(None);
     }
-    report.route_optimized = true;
-    report.timings.insert(
-        "route_optimized_after_connect_s".into(),
-        t_connect.elapsed().as_secs_f64(),
-    );
     std::thread::sleep(SETTLE);
     interrupted(signals)?;
 

@@ -232,29 +232,17 @@ fn measure(
     interrupted(signals)?;
 
     // Route optimization.
-    let ro = wait_for(opts.ro_timeout, Duration::from_millis(20), || {
-        let at_c = client_binding(session, c, roles)?;
-        let at_k = session.ctl(k, "bindings").ok()?;
-        let bound = at_k.as_array()?.iter().any(|b| {
-            b.get("bound") == Some(&Value::Bool(true))
-                && b.get("cn")
-                    .and_then(Value::as_str)
-                    .is_some_and(|cn| at_c.0 == cn)
-        });
-        bound.then_some(at_c)
-    });
-    let Some(_) = ro else {
-        report.error(format!(
-            "no route optimization within {:?}",
-            opts.ro_timeout
-        ));
+    if !wait_route_optimized(
+        session,
+        k,
+        opts,
+        report,
+        t_connect,
+        Duration::from_millis(20),
+        || client_binding(session, c, roles).map(|b| b.0),
+    ) {
         return Ok(None);
-    };
-    report.route_optimized = true;
-    report.timings.insert(
-        "route_optimized_after_connect_s".into(),
-        t_connect.elapsed().as_secs_f64(),
-    );
+    }
     std::thread::sleep(SETTLE);
     interrupted(signals)?;
 
@@ -295,6 +283,44 @@ fn measure(
         report.error("the client's binding disappeared during the measurement");
     }
     Ok(Some((start, end)))
+}
+
+/// Waits until the client (its binding's correspondent address from
+/// `client_cn`) and the contact node `k` both show the route-optimized
+/// binding; records the time or the error in `report`.
+pub(crate) fn wait_route_optimized(
+    session: &Session,
+    k: &str,
+    opts: &DemoOptions,
+    report: &mut DemoReport,
+    t_connect: Instant,
+    every: Duration,
+    mut client_cn: impl FnMut() -> Option<String>,
+) -> bool {
+    let ro = wait_for(opts.ro_timeout, every, || {
+        let cn = client_cn()?;
+        let at_k = session.ctl(k, "bindings").ok()?;
+        at_k.as_array()?
+            .iter()
+            .any(|b| {
+                b.get("bound") == Some(&Value::Bool(true))
+                    && b.get("cn").and_then(Value::as_str) == Some(cn.as_str())
+            })
+            .then_some(())
+    });
+    if ro.is_none() {
+        report.error(format!(
+            "no route optimization within {:?}",
+            opts.ro_timeout
+        ));
+        return false;
+    }
+    report.route_optimized = true;
+    report.timings.insert(
+        "route_optimized_after_connect_s".into(),
+        t_connect.elapsed().as_secs_f64(),
+    );
+    true
 }
 
 /// The client's binding for X: (correspondent address, care-of address).
