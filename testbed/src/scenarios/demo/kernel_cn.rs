@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{
     DemoOptions, DemoReport, REGISTRATION_TIMEOUT, Roles, SAMPLE_GAP, SETTLE, check_captures, get,
-    ha_link_packets, interrupted, load_topology, roles, wait_route_optimized,
+    ha_link_packets, interrupted, load_topology, record_stop, roles, wait_route_optimized,
 };
 use crate::lab::find_workspace_binary;
 use crate::lab::signals::TerminationSignals;
@@ -291,17 +291,7 @@ pub(super) fn run_inner(
         .timings
         .insert("guest_total_s".into(), t_vm.elapsed().as_secs_f64());
     let (stopped, teardown) = session.stop_in_order(&[roles.ha.0.as_str()], stop_timeout);
-    for (name, status) in stopped {
-        if !status.contains("exit status: 0") {
-            report.error(format!(
-                "{name} did not exit cleanly after SIGTERM: {status}"
-            ));
-        }
-        report.daemon_exits.insert(name, status);
-    }
-    for e in teardown.errors {
-        report.error(format!("teardown: {e}"));
-    }
+    record_stop(report, stopped, teardown);
     let window = window?;
     check_captures(&pcaps, &keys, window, &roles, report);
     Ok(())

@@ -155,6 +155,18 @@ fn run_inner(
     // The contact node first: it deregisters at the client and the HA.
     let order = [roles.k.0.as_str(), roles.c.0.as_str(), roles.ha.0.as_str()];
     let (stopped, teardown) = session.stop_in_order(&order, Duration::from_secs(8));
+    record_stop(report, stopped, teardown);
+    let window = window?;
+    check_captures(&pcaps, &keys, window, &roles, report);
+    Ok(())
+}
+
+/// Records how each daemon exited after SIGTERM and the teardown errors.
+pub(crate) fn record_stop(
+    report: &mut DemoReport,
+    stopped: Vec<(String, String)>,
+    teardown: crate::lab::TeardownReport,
+) {
     for (name, status) in stopped {
         if !status.contains("exit status: 0") {
             report.error(format!(
@@ -166,9 +178,6 @@ fn run_inner(
     for e in teardown.errors {
         report.error(format!("teardown: {e}"));
     }
-    let window = window?;
-    check_captures(&pcaps, &keys, window, &roles, report);
-    Ok(())
 }
 
 /// Steps 2 to 5; returns the measurement window (Unix time).
