@@ -101,6 +101,8 @@ impl App for ContactApp {
                 self.stats.hao_without_binding += 1;
                 debug!(%src, %dst, %hoa, "home address option without binding");
             }
+            // No proxy tables are programmed here.
+            Punt::Proxy(_) => {}
         }
     }
 

@@ -59,6 +59,7 @@ impl MultiApp {
         }
         match punt {
             Punt::HaoWithoutBinding { hoa, .. } => vec![self.by_x(*hoa).unwrap_or(0)],
+            Punt::Proxy(_) => vec![0],
             Punt::Mobility(m) => {
                 let Ok(p) = MhPacketRepr::parse_with_bytes(&m.packet) else {
                     // The first app counts the bad packet.

@@ -262,6 +262,8 @@ impl App for CnApp {
                 self.cn.unknown_hao(now, src, dst, hoa);
                 self.process(now).await;
             }
+            // No proxy tables are programmed here.
+            Punt::Proxy(_) => {}
         }
     }
 

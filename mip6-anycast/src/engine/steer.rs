@@ -316,9 +316,34 @@ impl Steering {
     }
 
     fn to_route(&self, hoa: Ipv6Addr) -> Route6 {
-        Route6::new(hoa, 128)
+        self.prefix_route(hoa, 128)
+    }
+
+    fn prefix_route(&self, prefix: Ipv6Addr, len: u8) -> Route6 {
+        Route6::new(prefix, len)
             .dev(self.tun_index)
             .table(self.cfg.table)
+    }
+
+    /// Routes unmarked packets to `prefix/len` into the TUN (a PIAS
+    /// anycast prefix or NAT address); replaces an existing route.
+    pub async fn steer_prefix_to(
+        &self,
+        prefix: Ipv6Addr,
+        len: u8,
+        headroom: Headroom,
+    ) -> Result<(), SteerError> {
+        let mtu = self.cfg.route_mtu(headroom)?;
+        self.nl
+            .replace_route(&self.prefix_route(prefix, len).mtu(mtu))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the route of [`Steering::steer_prefix_to`].
+    pub async fn unsteer_prefix_to(&self, prefix: Ipv6Addr, len: u8) -> Result<(), SteerError> {
+        self.nl.del_route(&self.prefix_route(prefix, len)).await?;
+        Ok(())
     }
 
     /// Routes unmarked packets to `hoa` into the TUN (`hoa/128 dev TUN table

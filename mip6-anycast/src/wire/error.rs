@@ -205,6 +205,10 @@ pub enum Error {
     /// A non-first fragment: the headers beyond the fragment header are not here.
     #[error("non-first fragment: upper-layer headers are not in this packet")]
     NonFirstFragment,
+    /// Not TCP or UDP directly after the IPv6 header (the PIAS proxy
+    /// translates nothing else).
+    #[error("not a plain TCP/UDP packet: next header {0}")]
+    NotTransport(u8),
 }
 
 /// Result type of the wire layer.

@@ -13,6 +13,8 @@
 //! * [`ip6ip6`]: RFC 2473 encapsulation; [`edit`]: in-place datapath
 //!   rewrites (insert/strip RH2 and HAO, encapsulate/decapsulate) that move
 //!   only the IPv6 header into headroom.
+//! * [`transport`]: ports of plain TCP/UDP packets and the PIAS join
+//!   proxy's address and port translation (RFC 1624 checksum update).
 //! * [`AuthInput`]: the exact bytes RFC 6275 6.2.7 and RFC 4285 authenticate.
 //!
 //! Hostile input: every parser returns an [`Error`] naming what is wrong;
@@ -30,6 +32,7 @@ pub mod mh;
 mod mh_packet;
 mod rh2;
 pub mod tlv;
+pub mod transport;
 mod view;
 
 pub use dest_opts::{

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace};
 
-use super::handle::{Command, EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
+use super::handle::{Command, EngineError, EngineHandle, MobilityPunt, ProxyPunt, Punt, SendVia};
 use super::icmp::RateLimit;
 use super::member::MemberOutput;
 use super::process::{Datapath, DatapathConfig, HEADROOM, PuntInfo};
@@ -197,6 +197,7 @@ impl Engine {
             raw,
             steering: io.steering,
             steered_to: HashMap::new(),
+            steered_prefixes: HashSet::new(),
             steered_from: HashSet::new(),
             cmds: cmd_rx,
             punts: punt_tx,
@@ -334,6 +335,7 @@ pub(super) struct Task {
     pub(super) raw: AsyncRawSender,
     steering: Option<Steering>,
     steered_to: HashMap<Ipv6Addr, Headroom>,
+    steered_prefixes: HashSet<(Ipv6Addr, u8)>,
     steered_from: HashSet<Ipv6Addr>,
     cmds: mpsc::Receiver<Command>,
     punts: mpsc::Sender<Punt>,
@@ -405,6 +407,18 @@ impl Task {
         }
     }
 
+    /// Hands one proxy packet to the control plane.
+    pub(super) fn punt_proxy_packet(&mut self, p: ProxyPunt) {
+        let len = p.packet.len();
+        match self.punts.try_send(Punt::Proxy(p)) {
+            Ok(()) => self.dp.counters_mut().punted.add(len),
+            Err(_) => {
+                self.punts_lost += 1;
+                self.dp.counters_mut().drop(DropReason::PuntQueueFull, len);
+            }
+        }
+    }
+
     pub(super) fn punt(&mut self, p: PuntInfo, now: Instant) {
         let (punt, len) = match p {
             PuntInfo::Mobility {
@@ -423,8 +437,16 @@ impl Task {
             PuntInfo::HaoWithoutBinding { src, dst, hoa } => {
                 (Punt::HaoWithoutBinding { src, dst, hoa }, 0)
             }
+            PuntInfo::Proxy { bounds, tunnel } => (
+                Punt::Proxy(ProxyPunt {
+                    packet: self.buf[bounds.range()].to_vec(),
+                    tunnel,
+                    received: now,
+                }),
+                bounds.len,
+            ),
         };
-        let is_mobility = matches!(punt, Punt::Mobility(_));
+        let is_mobility = matches!(punt, Punt::Mobility(_) | Punt::Proxy(_));
         match self.punts.try_send(punt) {
             Ok(()) => self.dp.counters_mut().punted.add(len),
             Err(_) => {
@@ -454,6 +476,9 @@ impl Task {
             }
             Command::Client(hoa, client, reply) => {
                 let _ = reply.send(self.dp.member_status(&hoa, &client, Instant::now()));
+            }
+            Command::ProxyUsage(reply) => {
+                let _ = reply.send(self.dp.take_proxy_usage());
             }
             // Handled by the loop.
             Command::Shutdown(reply) => {
@@ -606,6 +631,39 @@ impl Task {
                 Ok(()) => {
                     debug!(hoa = %a, "no longer steering to home address");
                     self.steered_to.remove(&a);
+                }
+                Err(e) => note(e),
+            }
+        }
+        // PIAS: anycast prefixes (room for the tunnel to a join proxy) and
+        // NAT addresses (translation adds nothing).
+        let want_prefixes: HashSet<(Ipv6Addr, u8)> =
+            self.dp.proxy().wanted_routes().into_iter().collect();
+        for &(p, len) in &want_prefixes {
+            if !self.steered_prefixes.contains(&(p, len)) {
+                let h = if self.dp.proxy().is_nat_address(&p) && len == 128 {
+                    Headroom::Bytes(0)
+                } else {
+                    Headroom::Tunnel
+                };
+                match st.steer_prefix_to(p, len, h).await {
+                    Ok(()) => {
+                        debug!(prefix = %p, len, "steering to proxy prefix");
+                        self.steered_prefixes.insert((p, len));
+                    }
+                    Err(e) => note(e),
+                }
+            }
+        }
+        let stale_prefixes: Vec<(Ipv6Addr, u8)> = self
+            .steered_prefixes
+            .difference(&want_prefixes)
+            .copied()
+            .collect();
+        for (p, len) in stale_prefixes {
+            match gone(st.unsteer_prefix_to(p, len).await) {
+                Ok(()) => {
+                    self.steered_prefixes.remove(&(p, len));
                 }
                 Err(e) => note(e),
             }

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::classify::TunnelOuter;
 use super::member::ClientStatus;
+use super::proxy::ProxyUsage;
 use super::stats::EngineStats;
 use super::tables::{BindingKey, BindingUsage, TableError, TableUpdate};
 use crate::engine::rawsock::RawSockError;
@@ -114,11 +115,28 @@ impl MobilityPunt {
     }
 }
 
+/// A packet for a PIAS proxy's control plane: a flow's first packet to an
+/// anycast prefix, a join, an unknown reply to a NAT address, or the inner
+/// packet of a proxy peer's tunnel. Plain segments with finished
+/// checksums (never a GSO packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyPunt {
+    /// The IPv6 packet (decapsulated if it came from a peer).
+    pub packet: Vec<u8>,
+    /// The peer tunnel it arrived in, if any.
+    pub tunnel: Option<TunnelOuter>,
+    /// When the engine read it.
+    pub received: Instant,
+}
+
 /// What the engine hands to the control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Punt {
     /// A Mobility Header message addressed to one of our addresses.
     Mobility(MobilityPunt),
+    /// A packet for the PIAS proxy tables that no entry took (see
+    /// [`super::proxy`]).
+    Proxy(ProxyPunt),
     /// A packet with a Home Address option arrived without a binding for
     /// (`dst`, `hoa`) with care-of address `src`; it was dropped. The
     /// control plane may send a Binding Error (RFC 6275 9.3.3, status 1)
@@ -141,6 +159,7 @@ pub(crate) enum Command {
     Stats(Reply<EngineStats>),
     Usage(BindingKey, Reply<Option<BindingUsage>>),
     Client(Ipv6Addr, Ipv6Addr, Reply<Option<ClientStatus>>),
+    ProxyUsage(Reply<Vec<ProxyUsage>>),
     Shutdown(Reply<()>),
 }
 
@@ -160,6 +179,7 @@ impl std::fmt::Debug for Command {
             Command::Stats(_) => f.write_str("Stats"),
             Command::Usage(k, _) => f.debug_tuple("Usage").field(k).finish(),
             Command::Client(h, c, _) => f.debug_tuple("Client").field(h).field(c).finish(),
+            Command::ProxyUsage(_) => f.write_str("ProxyUsage"),
             Command::Shutdown(_) => f.write_str("Shutdown"),
         }
     }
@@ -213,6 +233,13 @@ impl EngineHandle {
         client: Ipv6Addr,
     ) -> Result<Option<ClientStatus>, EngineError> {
         self.call(|r| Command::Client(hoa, client, r)).await
+    }
+
+    /// The PIAS proxy entries (ingress flows, NAT bindings) used since the
+    /// last call, with their counters: the control plane's view of live
+    /// flows (idle expiry, passive target health).
+    pub async fn proxy_usage(&self) -> Result<Vec<ProxyUsage>, EngineError> {
+        self.call(Command::ProxyUsage).await
     }
 
     /// Stops the engine (the task then returns its [`super::EngineExit`]).

@@ -39,6 +39,7 @@ pub fn original<'a>(
         Rewrite::Rh2 => edit::strip_rh2(scratch, 0, pkt.len()).ok()?.bounds,
         Rewrite::Hao => edit::strip_hao(scratch, 0, pkt.len()).ok()?.bounds,
         Rewrite::Tunnel => edit::decapsulate(scratch, 0, pkt.len()).ok()?.bounds,
+        Rewrite::Translated => return None,
     };
     scratch.get(s.range())
 }

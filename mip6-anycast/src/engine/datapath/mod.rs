@@ -19,6 +19,9 @@
 //! - [`icmp`]: ICMPv6 Packet Too Big toward a local sender.
 //! - [`member`]: hold / forward / release of a client's packets while its
 //!   connections move between members (handoff).
+//! - [`proxy`]: the PIAS proxy tables (anycast prefixes, NAT addresses,
+//!   proxy peers, ingress flows, NAT bindings); their per-packet work is
+//!   in `proxy_path`.
 //! - [`stats`]: counters and the serializable [`EngineStats`].
 //! - [`engine`] / [`handle`]: the tokio task ([`Engine::start`]) and the
 //!   control plane's [`EngineHandle`], [`Punt`]s and [`SendVia`].
@@ -32,15 +35,18 @@ pub mod icmp;
 pub mod member;
 mod output;
 pub mod process;
+pub mod proxy;
+mod proxy_path;
 pub mod stats;
 pub mod tables;
 pub mod update;
 
 pub use classify::TunnelOuter;
 pub use engine::{Engine, EngineConfig, EngineExit, EngineIo, RunningEngine};
-pub use handle::{EngineError, EngineHandle, MobilityPunt, Punt, SendVia};
+pub use handle::{EngineError, EngineHandle, MobilityPunt, ProxyPunt, Punt, SendVia};
 pub use member::{ClientMode, ClientStatus, HoldLimit, MemberOutput, MemberTable};
 pub use process::{Datapath, DatapathConfig, HEADROOM, PuntInfo, Rewrite, Verdict};
+pub use proxy::{NatBinding, ProxyEntryKind, ProxyFlow, ProxyTable, ProxyUsage};
 pub use stats::{
     Action, BindingStats, Counter, DatapathMode, DropReason, EngineStats, WireErrorKind,
 };

@@ -23,10 +23,11 @@ use std::time::Instant;
 
 use tracing::{debug, trace};
 
-use super::classify;
+use super::classify::TunnelOuter;
 use super::engine::Task;
+use super::handle::ProxyPunt;
 use super::icmp;
-use super::process::{HEADROOM, Rewrite, Verdict};
+use super::process::{HEADROOM, PuntInfo, Rewrite, Verdict};
 use super::stats::{Action, DropReason};
 use crate::engine::gro::Push;
 use crate::engine::rawsock::RawSockError;
@@ -63,7 +64,11 @@ impl Task {
         let moved = |hdr: &mut VnetHdr, nb: Bounds| {
             hdr.shift(nb.len as isize - orig as isize, nb.len);
         };
-        match self.dp.process_segments(&mut self.buf, b, now, segs) {
+        let partial = hdr.needs_csum();
+        match self
+            .dp
+            .process_offloaded(&mut self.buf, b, now, segs, partial)
+        {
             Verdict::Tun(b) => {
                 moved(&mut hdr, b);
                 self.write_tun(&hdr, b, segs);
@@ -71,6 +76,12 @@ impl Task {
             Verdict::Wire { bounds, rewrite } => {
                 moved(&mut hdr, bounds);
                 self.send_wire(hdr, bounds, rewrite, segs, now).await;
+            }
+            Verdict::Punt(PuntInfo::Proxy { bounds, tunnel })
+                if hdr.is_gso() || hdr.needs_csum() =>
+            {
+                moved(&mut hdr, bounds);
+                self.punt_segments(hdr, bounds, tunnel, now);
             }
             Verdict::Punt(p) => self.punt(p, now),
             Verdict::Hold {
@@ -139,7 +150,7 @@ impl Task {
         let pkt = &self.buf[b.range()];
         let ip = Ipv6Packet::new_unchecked(pkt);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
-        if ip.hop_limit() <= 1 || classify::would_loop(self.dp.tables(), &src, &dst) {
+        if ip.hop_limit() <= 1 || self.dp.would_loop(&src, &dst) {
             return false;
         }
         let Some(seg) = hdr.segment_len(pkt) else {
@@ -229,6 +240,32 @@ impl Task {
         }
     }
 
+    /// Punts a GSO packet or one with a partial checksum for the proxy's
+    /// control plane as plain segments with finished checksums.
+    fn punt_segments(
+        &mut self,
+        hdr: VnetHdr,
+        b: Bounds,
+        tunnel: Option<TunnelOuter>,
+        now: Instant,
+    ) {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let (buf, seg) = (&self.buf, &mut self.seg);
+        let r = vnet::segment(&buf[b.range()], &hdr, true, seg, |s, _| {
+            out.push(s.to_vec())
+        });
+        if r.is_err() {
+            self.dp.counters_mut().drop(DropReason::Offload, b.len);
+        }
+        for packet in out {
+            self.punt_proxy_packet(ProxyPunt {
+                packet,
+                tunnel,
+                received: now,
+            });
+        }
+    }
+
     /// Queues a client's packet (member handoff): plain packets with
     /// finished checksums, since they leave later through either way.
     fn hold(&mut self, hdr: VnetHdr, b: Bounds, hoa: Ipv6Addr, client: Ipv6Addr) {
@@ -267,7 +304,7 @@ impl Task {
             Ok(n) => n,
             Err(_) => return,
         };
-        if classify::would_loop(self.dp.tables(), &src, &dst) {
+        if self.dp.would_loop(&src, &dst) {
             return;
         }
         debug!(%dst, mtu, "packet too big after rewrite, telling the sender");

@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use super::classify::{self, Origin, Outbound, TunnelOuter, TunnelRule};
 use super::member::{ClientMode, ClientStatus, MemberOutput, MemberTable, MemberTunnel};
+use super::proxy::{ProxyTable, ProxyUsage};
 use super::stats::{Action, Counters, DropReason};
 use super::tables::{BindingKey, TableError, TableUpdate, Tables, TunnelEnds};
 use crate::wire::{self, Bounds, ExtChain, Ipv6Packet, TunnelParams, edit};
@@ -76,6 +77,9 @@ pub enum Rewrite {
     Hao,
     /// An outer IPv6 header was prepended.
     Tunnel,
+    /// Addresses and ports were translated (PIAS join proxy): the original
+    /// is not recovered.
+    Translated,
 }
 
 /// Something for the control plane.
@@ -101,6 +105,15 @@ pub enum PuntInfo {
         dst: Ipv6Addr,
         /// The home address in the option.
         hoa: Ipv6Addr,
+    },
+    /// A packet for the PIAS proxy tables with no entry (a flow's first
+    /// packet, a join, an unknown reply): the packet at `bounds`,
+    /// decapsulated if it came from a proxy peer.
+    Proxy {
+        /// Where the packet is in the buffer.
+        bounds: Bounds,
+        /// The peer tunnel it arrived in, if any.
+        tunnel: Option<TunnelOuter>,
     },
 }
 
@@ -136,9 +149,12 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct Datapath {
     tables: Tables,
-    counters: Counters,
-    cfg: DatapathConfig,
+    pub(super) counters: Counters,
+    pub(super) cfg: DatapathConfig,
     members: MemberTable,
+    pub(super) proxy: ProxyTable,
+    /// The packet being processed has a partial (offloaded) checksum.
+    pub(super) partial_csum: bool,
 }
 
 fn addrs(buf: &[u8], b: Bounds) -> (Ipv6Addr, Ipv6Addr) {
@@ -153,6 +169,8 @@ impl Datapath {
             tables: Tables::new(cfg.max_entries),
             counters: Counters::default(),
             members: MemberTable::new(cfg.max_entries, cfg.tunnel_hop_limit),
+            proxy: ProxyTable::new(cfg.max_entries),
+            partial_csum: false,
             cfg,
         }
     }
@@ -177,7 +195,28 @@ impl Datapath {
         if super::member::apply(&mut self.members, &mut self.counters, u, Instant::now())? {
             return Ok(());
         }
+        if self.proxy.apply(u)? {
+            return Ok(());
+        }
         self.tables.apply(u)
+    }
+
+    /// The PIAS proxy tables.
+    pub fn proxy(&self) -> &ProxyTable {
+        &self.proxy
+    }
+
+    /// The proxy flow entries used since the last call (see
+    /// [`super::proxy`]).
+    pub fn take_proxy_usage(&mut self) -> Vec<ProxyUsage> {
+        self.proxy.take_touched()
+    }
+
+    /// True if a packet from `src` to `dst` written into the TUN would be
+    /// routed straight back into it (Mobile IPv6 steering or a proxy
+    /// prefix or NAT address).
+    pub fn would_loop(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        classify::would_loop(&self.tables, src, dst) || self.proxy.steers(dst)
     }
 
     /// The member forwarding table.
@@ -216,9 +255,25 @@ impl Datapath {
         now: Instant,
         segments: u64,
     ) -> Verdict {
+        self.process_offloaded(buf, b, now, segments, false)
+    }
+
+    /// Like [`Datapath::process_segments`]; `partial_csum`: the transport
+    /// checksum is partial (offloaded), which address translation must
+    /// respect.
+    pub fn process_offloaded(
+        &mut self,
+        buf: &mut [u8],
+        b: Bounds,
+        now: Instant,
+        segments: u64,
+        partial_csum: bool,
+    ) -> Verdict {
         self.counters.weight = segments.max(1);
+        self.partial_csum = partial_csum;
         let v = self.process(buf, b, now);
         self.counters.weight = 1;
+        self.partial_csum = false;
         v
     }
 
@@ -253,6 +308,11 @@ impl Datapath {
         match origin {
             Origin::Ingress => self.inbound(buf, b, &chain, None, now),
             Origin::Routed => {
+                if !self.proxy.is_empty()
+                    && let Some(v) = self.proxy_routed(buf, b, now)
+                {
+                    return v;
+                }
                 let (src, dst) = addrs(buf, b);
                 let d = classify::outbound(&self.tables, &src, &dst, chain.mh_offset().is_some());
                 self.outbound(buf, b, d, now)
@@ -260,7 +320,7 @@ impl Datapath {
         }
     }
 
-    fn dropped(&mut self, r: DropReason, len: usize) -> Verdict {
+    pub(super) fn dropped(&mut self, r: DropReason, len: usize) -> Verdict {
         self.counters.drop(r, len);
         Verdict::Drop(r)
     }
@@ -270,7 +330,7 @@ impl Datapath {
         self.dropped(DropReason::Malformed, len)
     }
 
-    fn rewrite_failed(&mut self, e: &wire::Error, len: usize) -> Verdict {
+    pub(super) fn rewrite_failed(&mut self, e: &wire::Error, len: usize) -> Verdict {
         self.counters.wire_error(e);
         let r = match e {
             wire::Error::PayloadTooLong(_) => DropReason::TooBig,
@@ -387,7 +447,7 @@ impl Datapath {
         {
             return v;
         }
-        if classify::would_loop(&self.tables, &src, &dst) {
+        if self.would_loop(&src, &dst) {
             return self.dropped(DropReason::Loop, b.len);
         }
         Verdict::Tun(b)
@@ -531,6 +591,11 @@ impl Datapath {
         match self.members.tunnel(&outer.src, &inner_src, &inner_dst) {
             MemberTunnel::NotMember => {}
             t => return self.member_decapsulated(buf, d.bounds, &outer, t, now),
+        }
+        if !self.proxy.is_empty()
+            && let Some(v) = self.proxy_decapsulated(buf, d.bounds, &outer, now)
+        {
+            return v;
         }
         let (key, action) =
             match classify::accept_tunnel(&self.tables, &outer, &inner_src, &inner_dst) {

@@ -112,6 +112,22 @@ counted_enum!(
         MemberHeld,
         /// A queued client packet released into the TUN.
         MemberReleased,
+        /// PIAS ingress proxy: a client's packet encapsulated to its join
+        /// proxy (an ingress flow).
+        ProxyIngressTunnelled,
+        /// PIAS join proxy: a client's packet translated to its target.
+        ProxyTranslated,
+        /// PIAS join proxy: a client's packet encapsulated to a target
+        /// that decapsulates.
+        ProxyTargetTunnelled,
+        /// PIAS join proxy: a target's reply translated back to the client.
+        ProxyReplyTranslated,
+        /// PIAS: decapsulated from a proxy peer's tunnel.
+        ProxyPeerDecapsulated,
+        /// PIAS join proxy: a reply decapsulated from a target's tunnel.
+        ProxyTargetDecapsulated,
+        /// PIAS: no proxy entry applied; handed to the control plane.
+        ProxyPunted,
     }
 );
 
@@ -169,6 +185,12 @@ counted_enum!(
         /// The TUN's virtio header does not fit the packet, or the packet
         /// is a GSO type the engine cannot segment where it had to.
         Offload,
+        /// PIAS: to an anycast prefix or NAT address, or from a proxy
+        /// peer, but not a plain TCP/UDP packet.
+        ProxyNotTransport,
+        /// PIAS: IPv6-in-IPv6 from a tunnel-mode target that no binding
+        /// of ours names.
+        ProxyTunnelRefused,
     }
 );
 
@@ -217,6 +239,8 @@ counted_enum!(
         BadInnerLength,
         /// [`wire::Error::NonFirstFragment`].
         NonFirstFragment,
+        /// [`wire::Error::NotTransport`].
+        NotTransport,
         /// Anything else.
         Other,
     }
@@ -251,6 +275,7 @@ impl WireErrorKind {
             E::NotIpv6InIpv6(_) => Self::NotIpv6InIpv6,
             E::BadInnerLength { .. } => Self::BadInnerLength,
             E::NonFirstFragment => Self::NonFirstFragment,
+            E::NotTransport(_) => Self::NotTransport,
             _ => Self::Other,
         }
     }

@@ -247,6 +247,17 @@ impl Tables {
             | TableUpdate::ForwardClient { .. }
             | TableUpdate::ReleaseClient { .. }
             | TableUpdate::RemoveClient { .. } => None,
+            // PIAS proxy tables live in `proxy::ProxyTable`.
+            TableUpdate::AddAnycastPrefix { .. }
+            | TableUpdate::RemoveAnycastPrefix { .. }
+            | TableUpdate::AddNatAddress { .. }
+            | TableUpdate::RemoveNatAddress { .. }
+            | TableUpdate::AddProxyPeer { .. }
+            | TableUpdate::RemoveProxyPeer { .. }
+            | TableUpdate::AddIngressFlow { .. }
+            | TableUpdate::RemoveIngressFlow { .. }
+            | TableUpdate::AddNatBinding { .. }
+            | TableUpdate::RemoveNatBinding { .. } => None,
         };
         if let Some(a) = touched {
             self.refresh_flags(a);
@@ -393,7 +404,17 @@ impl Tables {
                 self.home_tunnels.remove(&hoa);
             }
             TableUpdate::Clear => *self = Self::new(max),
-            TableUpdate::AddGroupMember { .. }
+            TableUpdate::AddAnycastPrefix { .. }
+            | TableUpdate::RemoveAnycastPrefix { .. }
+            | TableUpdate::AddNatAddress { .. }
+            | TableUpdate::RemoveNatAddress { .. }
+            | TableUpdate::AddProxyPeer { .. }
+            | TableUpdate::RemoveProxyPeer { .. }
+            | TableUpdate::AddIngressFlow { .. }
+            | TableUpdate::RemoveIngressFlow { .. }
+            | TableUpdate::AddNatBinding { .. }
+            | TableUpdate::RemoveNatBinding { .. }
+            | TableUpdate::AddGroupMember { .. }
             | TableUpdate::RemoveGroupMember { .. }
             | TableUpdate::HoldClient { .. }
             | TableUpdate::ForwardClient { .. }

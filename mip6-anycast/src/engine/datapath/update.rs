@@ -8,6 +8,7 @@ use std::net::Ipv6Addr;
 use serde::{Deserialize, Serialize};
 
 use super::member::HoldLimit;
+use super::proxy::{NatBinding, ProxyFlow};
 
 /// A change to the tables. `Add*` replaces an entry with the same key
 /// (keeping its usage counters); `Remove*` of an absent key is a no-op.
@@ -165,6 +166,76 @@ pub enum TableUpdate {
         hoa: Ipv6Addr,
         /// The client.
         client: Ipv6Addr,
+    },
+    /// PIAS (seed 001 3): an anycast prefix this proxy serves. Packets
+    /// routed to it are translated or tunnelled by the proxy tables below,
+    /// or punted ([`super::Punt::Proxy`]) when no entry applies. Steers the
+    /// prefix into the TUN.
+    AddAnycastPrefix {
+        /// The prefix.
+        prefix: Ipv6Addr,
+        /// Its length.
+        len: u8,
+    },
+    /// Removes an anycast prefix.
+    RemoveAnycastPrefix {
+        /// The prefix.
+        prefix: Ipv6Addr,
+        /// Its length.
+        len: u8,
+    },
+    /// PIAS: the join proxy's NAT source address toward targets
+    /// (`JAP:q`); replies to it without a binding are punted. Steers it
+    /// into the TUN.
+    AddNatAddress {
+        /// The address.
+        addr: Ipv6Addr,
+    },
+    /// Removes a NAT address.
+    RemoveNatAddress {
+        /// The address.
+        addr: Ipv6Addr,
+    },
+    /// PIAS: another proxy. IPv6-in-IPv6 from `peer` to `local` is
+    /// decapsulated (RFC 2473) and its inner packet translated or punted.
+    AddProxyPeer {
+        /// The peer's unicast address (outer source).
+        peer: Ipv6Addr,
+        /// Our unicast address (outer destination).
+        local: Ipv6Addr,
+    },
+    /// Removes a proxy peer.
+    RemoveProxyPeer {
+        /// The peer's unicast address.
+        peer: Ipv6Addr,
+    },
+    /// PIAS ingress proxy: the packets of `flow` are encapsulated from
+    /// `local` to the join proxy `jap` (seed 001 figure 2, later packets).
+    AddIngressFlow {
+        /// The flow (client to group).
+        flow: ProxyFlow,
+        /// Our unicast address (outer source).
+        local: Ipv6Addr,
+        /// The join proxy (outer destination).
+        jap: Ipv6Addr,
+    },
+    /// Removes an ingress flow.
+    RemoveIngressFlow {
+        /// The flow.
+        flow: ProxyFlow,
+    },
+    /// PIAS join proxy: the packets of `flow` go to a target, translated
+    /// (`JAP:q = NAT(AC:p)`) or tunnelled; replies come back translated.
+    AddNatBinding {
+        /// The flow (client to group).
+        flow: ProxyFlow,
+        /// Where it goes.
+        binding: NatBinding,
+    },
+    /// Removes a NAT binding.
+    RemoveNatBinding {
+        /// The flow.
+        flow: ProxyFlow,
     },
     /// Empties every table.
     Clear,
