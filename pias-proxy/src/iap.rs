@@ -65,6 +65,9 @@ pub struct Iap {
     asked: HashMap<GroupAddr, Vec<FlowKey>>,
     next_id: u32,
     limits: IapLimits,
+    /// Pins made (`Some(jap)`) and dropped (`None`) since the last
+    /// [`Iap::take_changes`]: what the engine's ingress flow table must follow.
+    changes: Vec<(FlowKey, Option<Ipv6Addr>)>,
 }
 
 impl Iap {
@@ -126,8 +129,34 @@ impl Iap {
         if self.flows.len() >= self.limits.max_flows && !self.flows.contains_key(&key) {
             return false;
         }
-        self.flows.insert(key, (jap, now));
+        if self.flows.insert(key, (jap, now)).map(|e| e.0) != Some(jap) {
+            self.changes.push((key, Some(jap)));
+        }
         true
+    }
+
+    /// Pin changes since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<(FlowKey, Option<Ipv6Addr>)> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The engine forwarded packets of a pinned flow (last at `at`): it
+    /// is not idle.
+    pub fn used(&mut self, key: &FlowKey, at: Instant) {
+        if let Some(e) = self.flows.get_mut(key) {
+            e.1 = e.1.max(at);
+        }
+    }
+
+    fn unpin_where(&mut self, mut gone: impl FnMut(&FlowKey, &(Ipv6Addr, Instant)) -> bool) {
+        let changes = &mut self.changes;
+        self.flows.retain(|k, v| {
+            let drop = gone(k, v);
+            if drop {
+                changes.push((*k, None));
+            }
+            !drop
+        });
     }
 
     /// Seed 001 3.2: the JAP says its targets are gone: drop it from the
@@ -139,7 +168,7 @@ impl Iap {
                 self.cache.remove(group);
             }
         }
-        self.flows.retain(|k, v| !(k.0 == *group && v.0 == *jap));
+        self.unpin_where(|k, v| k.0 == *group && v.0 == *jap);
     }
 
     /// Seed 001 3.2: a proxy died: drop it from every cache entry and flow.
@@ -148,7 +177,7 @@ impl Iap {
             list.retain(|e| e.jap != *p);
         }
         self.cache.retain(|_, l| !l.is_empty());
-        self.flows.retain(|_, v| v.0 != *p);
+        self.unpin_where(|_, v| v.0 == *p);
     }
 
     /// Opens an affinity query for `key` holding `packet`; returns the id,
@@ -192,7 +221,7 @@ impl Iap {
     /// Expires idle flows; returns queries whose deadline passed.
     pub fn expire(&mut self, now: Instant) -> Vec<(FlowKey, Query)> {
         let idle = self.limits.flow_idle;
-        self.flows.retain(|_, v| now.duration_since(v.1) < idle);
+        self.unpin_where(|_, v| now.duration_since(v.1) >= idle);
         let due: Vec<FlowKey> = self
             .queries
             .iter()

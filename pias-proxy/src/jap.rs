@@ -125,6 +125,27 @@ pub struct Delivery {
     pub new_flow: bool,
 }
 
+/// A change the engine's NAT binding table must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JapChange {
+    /// Translate (or tunnel) this flow to its target.
+    Bound {
+        /// The binding.
+        entry: NatEntry,
+        /// The target decapsulates.
+        tunnel: bool,
+    },
+    /// Stop: the next packet of the flow comes to the control plane.
+    Unbound {
+        /// Group.
+        group: GroupAddr,
+        /// Client.
+        client: Ipv6Addr,
+        /// Client port.
+        client_port: u16,
+    },
+}
+
 /// Things that happened to targets during a health tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthEvent {
@@ -146,6 +167,15 @@ pub struct Jap {
     health: HealthConfig,
     /// Idle NAT bindings are removed after this.
     pub nat_idle: Duration,
+    changes: Vec<JapChange>,
+}
+
+fn unbound(e: &NatEntry) -> JapChange {
+    JapChange::Unbound {
+        group: e.group,
+        client: e.client,
+        client_port: e.client_port,
+    }
 }
 
 impl Jap {
@@ -159,6 +189,7 @@ impl Jap {
             next_port: ports.0,
             health,
             nat_idle: Duration::from_secs(300),
+            changes: Vec::new(),
         }
     }
 
@@ -210,7 +241,64 @@ impl Jap {
         };
         let before = g.targets.len();
         g.targets.retain(|t| !(t.addr == addr && t.port == port));
-        before != g.targets.len()
+        let left = before != g.targets.len();
+        if left {
+            self.unbind_target(group, addr, Some(port));
+        }
+        left
+    }
+
+    /// Takes the bindings of a target out of the engine (they stay here:
+    /// the flow's next packet fails over through [`Jap::deliver`]).
+    fn unbind_target(&mut self, group: &GroupAddr, addr: Ipv6Addr, port: Option<u16>) {
+        for e in self.nat.values().filter(|e| {
+            e.group == *group && e.target == addr && port.is_none_or(|p| p == e.target_port)
+        }) {
+            self.changes.push(unbound(e));
+        }
+    }
+
+    /// NAT changes since the last call, oldest first.
+    pub fn take_changes(&mut self) -> Vec<JapChange> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The engine moved packets of a binding: toward the target (last at
+    /// `to_target`) and back (`from_target`). Passive monitoring (seed 001
+    /// 3.6.1): a reply is a sign of life; data sent after the last reply
+    /// starts the reply wait. Returns whether the target was heard.
+    pub fn used(
+        &mut self,
+        group: &GroupAddr,
+        client: Ipv6Addr,
+        client_port: u16,
+        to_target: Option<Instant>,
+        from_target: Option<Instant>,
+    ) -> bool {
+        let Some(q) = self.by_client.get(&(*group, client, client_port)).copied() else {
+            return false;
+        };
+        let Some(e) = self.nat.get_mut(&q) else {
+            return false;
+        };
+        if let Some(t) = to_target.max(from_target) {
+            e.last_used = e.last_used.max(t);
+        }
+        let (target, port) = (e.target, e.target_port);
+        let heard = from_target.is_some();
+        if let Some(t) = from_target {
+            self.heard(t, target);
+        }
+        if let Some(sent) = to_target.filter(|s| from_target.is_none_or(|h| *s > h))
+            && let Some(t) = self.groups.get_mut(group).and_then(|g| {
+                g.targets
+                    .iter_mut()
+                    .find(|t| t.addr == target && t.port == port)
+            })
+        {
+            t.last_sent.get_or_insert(sent);
+        }
+        heard
     }
 
     /// Whether a target is a member of `group` here.
@@ -263,15 +351,22 @@ impl Jap {
             {
                 e.last_used = now;
                 t.last_sent.get_or_insert(now);
+                let tunnel = t.options.can_decap;
+                // Punted although bound (the engine's entry was taken out
+                // while the target looked dead): program it again.
+                self.changes.push(JapChange::Bound { entry: *e, tunnel });
                 return Some(Delivery {
                     entry: *e,
-                    tunnel: t.options.can_decap,
+                    tunnel,
                     new_flow: false,
                 });
             }
             // Target gone: the flow fails over to another target (seed 001 3.6.1).
             let old = self.nat.remove(&q);
             self.by_client.remove(&key);
+            if let Some(o) = &old {
+                self.changes.push(unbound(o));
+            }
             if let Some(old) = old
                 && let Some(t) = g
                     .targets
@@ -314,6 +409,7 @@ impl Jap {
             last_used: now,
         };
         let tunnel = t.options.can_decap;
+        self.changes.push(JapChange::Bound { entry, tunnel });
         self.nat.insert(q, entry);
         self.by_client.insert(key, q);
         Some(Delivery {
@@ -379,6 +475,12 @@ impl Jap {
             e.target = to.0;
             e.target_port = to.1;
             n += 1;
+            let tunnel = g
+                .targets
+                .iter()
+                .find(|t| (t.addr, t.port) == to)
+                .is_some_and(|t| t.options.can_decap);
+            self.changes.push(JapChange::Bound { entry: *e, tunnel });
         }
         for t in g.targets.iter_mut() {
             if (t.addr, t.port) == from {
@@ -395,6 +497,7 @@ impl Jap {
         let h = self.health;
         let mut out = Vec::new();
         let mut pinged: Vec<Ipv6Addr> = Vec::new();
+        let mut dead = Vec::new();
         for (gaddr, g) in self.groups.iter_mut() {
             for t in g.targets.iter_mut().filter(|t| t.alive) {
                 if let Some(sent) = t.ping_sent
@@ -405,6 +508,7 @@ impl Jap {
                     if t.misses >= h.max_misses {
                         t.alive = false;
                         out.push(HealthEvent::Dead(*gaddr, t.addr));
+                        dead.push((*gaddr, t.addr, t.port));
                         continue;
                     }
                 }
@@ -421,10 +525,19 @@ impl Jap {
                 }
             }
         }
+        for (g, addr, port) in dead {
+            self.unbind_target(&g, addr, Some(port));
+        }
         let idle = self.nat_idle;
         let before = self.nat.len();
-        self.nat
-            .retain(|_, e| now.duration_since(e.last_used) < idle);
+        let changes = &mut self.changes;
+        self.nat.retain(|_, e| {
+            let keep = now.duration_since(e.last_used) < idle;
+            if !keep {
+                changes.push(unbound(e));
+            }
+            keep
+        });
         if self.nat.len() != before {
             let nat = &self.nat;
             self.by_client.retain(|_, q| nat.contains_key(q));

@@ -6,9 +6,9 @@
 
 use std::net::Ipv6Addr;
 
-use mip6_anycast::wire::{IPV6_HEADER_LEN, Ipv6Packet, TunnelParams, edit, ip6ip6};
+use mip6_anycast::wire::{IPV6_HEADER_LEN, Ipv6Packet, TunnelParams, edit, ip6ip6, transport};
 
-use crate::group::{PROTO_TCP, PROTO_UDP};
+use crate::group::PROTO_UDP;
 
 /// Why a packet cannot be handled by the PIAS datapath.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -27,128 +27,35 @@ pub enum PacketError {
     Tunnel,
 }
 
-/// The 5-tuple (plus TCP SYN/FIN/RST) of a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flow {
-    /// Source address.
-    pub src: Ipv6Addr,
-    /// Destination address.
-    pub dst: Ipv6Addr,
-    /// [`PROTO_TCP`] or [`PROTO_UDP`].
-    pub proto: u8,
-    /// Source port.
-    pub sport: u16,
-    /// Destination port.
-    pub dport: u16,
-    /// TCP SYN without ACK: the start of a connection.
-    pub syn: bool,
-}
+/// The 5-tuple of a packet (the engine's wire type).
+pub type Flow = transport::TransportFlow;
 
-impl Flow {
-    /// Whether this packet is identifiably not the start of a connection
-    /// (TCP without SYN). UDP packets are never "mid-flow".
-    pub fn is_mid_flow(&self) -> bool {
-        self.proto == PROTO_TCP && !self.syn
+fn packet_error(e: mip6_anycast::wire::Error) -> PacketError {
+    match e {
+        mip6_anycast::wire::Error::NotTransport(_) => PacketError::NotTransport,
+        mip6_anycast::wire::Error::Truncated { what, .. } if what == "transport header" => {
+            PacketError::Truncated
+        }
+        _ => PacketError::Malformed,
     }
-}
-
-fn checksum_offset(proto: u8) -> usize {
-    if proto == PROTO_TCP { 16 } else { 6 }
 }
 
 /// Reads the flow of a plain IPv6 TCP/UDP packet (no extension headers).
 pub fn flow_of(packet: &[u8]) -> Result<Flow, PacketError> {
-    let ip = Ipv6Packet::new_checked(packet).map_err(|_| PacketError::Malformed)?;
-    if ip.version() != 6 || ip.total_len() > packet.len() {
-        return Err(PacketError::Malformed);
-    }
-    let proto = ip.next_header();
-    if proto != PROTO_TCP && proto != PROTO_UDP {
-        return Err(PacketError::NotTransport);
-    }
-    let l4 = ip.payload();
-    let need = if proto == PROTO_TCP { 20 } else { 8 };
-    if l4.len() < need {
-        return Err(PacketError::Truncated);
-    }
-    let syn = proto == PROTO_TCP && l4[13] & 0x02 != 0 && l4[13] & 0x10 == 0;
-    Ok(Flow {
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
-        proto,
-        sport: u16::from_be_bytes([l4[0], l4[1]]),
-        dport: u16::from_be_bytes([l4[2], l4[3]]),
-        syn,
-    })
-}
-
-/// One's-complement sum of 16-bit words.
-fn add_words(mut acc: u32, bytes: &[u8]) -> u32 {
-    for c in bytes.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        acc += u32::from(w);
-    }
-    acc
-}
-
-/// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` over all changed words.
-fn adjust(csum: u16, old: &[u8], new: &[u8]) -> u16 {
-    let mut acc = u32::from(!csum);
-    // ~m for each old word: add the complement.
-    for c in old.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from(c[0]) << 8
-        };
-        acc += u32::from(!w);
-    }
-    acc = add_words(acc, new);
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
+    transport::flow_of(packet).map_err(packet_error)
 }
 
 /// Rewrites source and destination (address and port) of a TCP/UDP packet
-/// in place, fixing the transport checksum incrementally.
+/// in place, fixing the transport checksum incrementally (RFC 1624; the
+/// same code the engine's NAT bindings run).
 pub fn rewrite(
     packet: &mut [u8],
     src: (Ipv6Addr, u16),
     dst: (Ipv6Addr, u16),
 ) -> Result<(), PacketError> {
-    let f = flow_of(packet)?;
-    let off = IPV6_HEADER_LEN;
-    let co = off + checksum_offset(f.proto);
-    let old_csum = u16::from_be_bytes([packet[co], packet[co + 1]]);
-    // The pseudo-header and port words before and after, on the stack (no
-    // allocation per packet).
-    let words = |a: Ipv6Addr, b: Ipv6Addr, pa: u16, pb: u16| {
-        let mut w = [0u8; 36];
-        w[..16].copy_from_slice(&a.octets());
-        w[16..32].copy_from_slice(&b.octets());
-        w[32..34].copy_from_slice(&pa.to_be_bytes());
-        w[34..].copy_from_slice(&pb.to_be_bytes());
-        w
-    };
-    let old = words(f.src, f.dst, f.sport, f.dport);
-    let new = words(src.0, dst.0, src.1, dst.1);
-    let mut csum = adjust(old_csum, &old, &new);
-    if f.proto == PROTO_UDP && csum == 0 {
-        // RFC 8200 8.1: a zero UDP checksum is transmitted as 0xffff.
-        csum = 0xffff;
-    }
-    let mut ip = Ipv6Packet::new_unchecked(&mut *packet);
-    ip.set_src_addr(&src.0);
-    ip.set_dst_addr(&dst.0);
-    packet[off..off + 2].copy_from_slice(&src.1.to_be_bytes());
-    packet[off + 2..off + 4].copy_from_slice(&dst.1.to_be_bytes());
-    packet[co..co + 2].copy_from_slice(&csum.to_be_bytes());
-    Ok(())
+    transport::translate(packet, src, dst, transport::ChecksumState::Complete)
+        .map(|_| ())
+        .map_err(packet_error)
 }
 
 /// A complete IPv6/UDP packet (checksum filled in), e.g. a join
@@ -209,7 +116,9 @@ pub fn decapsulate(outer: &[u8]) -> Result<(Ipv6Addr, Vec<u8>), PacketError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::group::PROTO_TCP;
     use mip6_anycast::wire::checksum;
+    use mip6_anycast::wire::transport::checksum_offset;
 
     /// A valid IPv6 TCP or UDP packet with payload.
     pub(crate) fn packet(proto: u8, src: (&str, u16), dst: (&str, u16), syn: bool) -> Vec<u8> {

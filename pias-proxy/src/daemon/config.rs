@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use mip6_anycast::daemon::config::EngineSection;
+
 use crate::group::{AddressBlock, GroupConfig};
 use crate::proxy::ProxyConfig;
 
@@ -46,6 +48,10 @@ pub struct DaemonConfig {
     /// Most groups per target.
     #[serde(default = "default_max_groups")]
     pub max_groups_per_target: usize,
+    /// The tunnel engine, as in the other daemons (`interfaces`,
+    /// `datapath`, ...); its TUN is named by `tun` above.
+    #[serde(default)]
+    pub engine: EngineSection,
 }
 
 fn default_tun() -> String {
@@ -87,6 +93,14 @@ impl DaemonConfig {
             ));
         }
         Ok(c)
+    }
+
+    /// The engine's settings with the TUN named by `tun`.
+    pub fn engine_section(&self) -> EngineSection {
+        EngineSection {
+            tun: self.tun.clone(),
+            ..self.engine.clone()
+        }
     }
 
     /// RTT probe interval.

@@ -1,16 +1,22 @@
 //! The I/O shell of `pias-proxy`: one tokio task feeding the sans-IO
 //! [`Proxy`] and [`Membership`] from the kernel and carrying out their
 //! actions. Kernel side (per proxy host):
-//! - a TUN (`mip6_anycast::engine::tun`) with routes for the anycast prefix
-//!   and the NAT address: client packets, joins to `AA:4950` and target
-//!   replies arrive there;
-//! - a raw socket for protocol 41: RFC 2473 tunnels from peers (the kernel
-//!   here has no ip6ip6, DESIGN/ENVIRONMENT), inner packet plus outer source;
-//! - the engine's header-included `RawSender` for everything sent;
+//! - the tunnel engine of `mip6-anycast` (`DaemonEngine`: TUN, steering,
+//!   datapath), programmed only through its proxy tables
+//!   ([`Action::Table`]): the anycast prefix and the NAT address are
+//!   routed into it, RFC 2473 tunnels from peers are steered into it by tc
+//!   (no ip6ip6 in this kernel), and it carries every packet of a flow
+//!   after the first (ingress flows to the JAP, NAT to and from targets).
+//!   What no entry covers is punted here (`Punt::Proxy`): first packets,
+//!   joins to `AA:4950`, unknown replies. What the machine sends goes out
+//!   through the engine (`EngineHandle::send`);
 //! - UDP sockets on the unicast address for peer messages and SWIM;
 //! - a raw ICMPv6 socket for target pings and RTT probes to peers.
 //!
-//! A JSON status file (stats, live view, RAP and JAP tables) is rewritten
+//! Every 100 ms the engine's per-flow usage (`proxy_usage`) goes back to the
+//! machine: pinned flows stay pinned while used, and the JAP's passive
+//! health monitoring sees data sent and replies heard. A JSON status file
+//! (stats, live view, RAP and JAP tables, engine counters) is rewritten
 //! every 200 ms for the lab.
 
 pub mod config;
@@ -19,14 +25,15 @@ use std::collections::HashMap;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use mip6_anycast::engine::netlink::{Netlink, route::Route6};
-use mip6_anycast::engine::rawsock::RawSender;
-use mip6_anycast::engine::tun::{Tun, TunConfig};
+use mip6_anycast::daemon::datapath::DaemonEngine;
+use mip6_anycast::engine::datapath::{
+    Action as EngineAction, EngineHandle, EngineStats, Punt, SendVia, TableUpdate,
+};
+use mip6_anycast::engine::netlink::Netlink;
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -35,7 +42,7 @@ use tokio::net::UdpSocket;
 use crate::membership::{Membership, MembershipAction, fast_config};
 use crate::nat;
 use crate::proxy::{Action, Event, Proxy};
-use crate::wire::{CONTROL_PORT, PEER_PORT};
+use crate::wire::PEER_PORT;
 use config::DaemonConfig;
 
 /// UDP port of SWIM datagrams on the unicast address.
@@ -65,7 +72,10 @@ fn recv_from(fd: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr)> {
 struct Shell {
     proxy: Proxy,
     swim: Membership,
-    sender: RawSender,
+    engine: EngineHandle,
+    table_errors: u64,
+    send_errors: u64,
+    engine_stats: Option<EngineStats>,
     peer: UdpSocket,
     swim_sock: UdpSocket,
     icmp: AsyncFd<Socket>,
@@ -94,7 +104,15 @@ impl Shell {
         }
     }
 
-    fn drain(&mut self, now: Instant) {
+    async fn send(&mut self, packet: Vec<u8>) {
+        if let Err(e) = self.engine.send(packet, SendVia::Direct).await {
+            self.send_errors += 1;
+            tracing::debug!(error = %e, "send through the engine");
+        }
+    }
+
+    async fn drain(&mut self, now: Instant) {
+        let mut tables: Vec<TableUpdate> = Vec::new();
         while let Some(a) = self.swim.poll_action() {
             match a {
                 MembershipAction::Send { to, bytes } => {
@@ -123,17 +141,12 @@ impl Shell {
                             &bytes,
                             SocketAddr::V6(SocketAddrV6::new(dst.0, dst.1, 0, 0)),
                         );
-                    } else if let Some(p) = nat::udp_packet(src, dst, &bytes)
-                        && let Err(e) = self.sender.send(&p)
-                    {
-                        tracing::debug!(error = %e, "control from anycast");
+                    } else if let Some(p) = nat::udp_packet(src, dst, &bytes) {
+                        self.send(p).await;
                     }
                 }
-                Action::Transmit { packet, segment } => {
-                    if let Err(e) = self.sender.send(&packet) {
-                        tracing::debug!(?segment, error = %e, "transmit");
-                    }
-                }
+                Action::Transmit { packet, .. } => self.send(packet).await,
+                Action::Table(u) => tables.push(u),
                 Action::PingTarget(t) => self.send_ping(t, now),
                 Action::Event(e) => {
                     tracing::info!(event = ?e, "event");
@@ -164,6 +177,23 @@ impl Shell {
                 }
             }
         }
+        if !tables.is_empty() {
+            self.apply_tables(tables).await;
+        }
+    }
+
+    /// Programs the engine; an update it refuses (a full table) is logged
+    /// and counted, and the updates after it are applied one by one.
+    async fn apply_tables(&mut self, tables: Vec<TableUpdate>) {
+        if self.engine.update_all(tables.clone()).await.is_ok() {
+            return;
+        }
+        for u in tables {
+            if let Err(e) = self.engine.update(u.clone()).await {
+                self.table_errors += 1;
+                tracing::warn!(update = ?u, error = %e, "engine table update refused");
+            }
+        }
     }
 
     fn note(&mut self, what: &str, v: serde_json::Value, now: Instant) {
@@ -171,21 +201,6 @@ impl Shell {
             let t = now.duration_since(self.started).as_secs_f64();
             self.events.push(json!({"t": t, "what": what, "detail": v}));
         }
-    }
-
-    fn on_tun_packet(&mut self, now: Instant, packet: Vec<u8>) {
-        if let Ok(f) = nat::flow_of(&packet)
-            && f.proto == crate::group::PROTO_UDP
-            && f.dport == CONTROL_PORT
-        {
-            if let Some(payload) = nat::udp_payload(&packet) {
-                let payload = payload.to_vec();
-                self.proxy
-                    .on_control(now, (f.src, f.sport), (f.dst, f.dport), &payload);
-            }
-            return;
-        }
-        self.proxy.on_packet(now, packet);
     }
 
     fn on_icmp(&mut self, now: Instant, msg: &[u8], from: Ipv6Addr) {
@@ -227,7 +242,24 @@ impl Shell {
             })
             .collect();
         let s = &self.proxy.stats;
+        let engine = self.engine_stats.as_ref().map(|e| {
+            let a = |x: EngineAction| e.action(x).packets;
+            json!({
+                "datapath": e.datapath,
+                "ingress_tunnelled": a(EngineAction::ProxyIngressTunnelled),
+                "translated_to_target": a(EngineAction::ProxyTranslated),
+                "tunnelled_to_target": a(EngineAction::ProxyTargetTunnelled),
+                "replies_translated": a(EngineAction::ProxyReplyTranslated),
+                "peer_decapsulated": a(EngineAction::ProxyPeerDecapsulated),
+                "target_decapsulated": a(EngineAction::ProxyTargetDecapsulated),
+                "punted": a(EngineAction::ProxyPunted),
+                "dropped": e.dropped.packets,
+            })
+        });
         json!({
+            "engine": engine,
+            "table_errors": self.table_errors,
+            "send_errors": self.send_errors,
             "me": self.proxy.me(),
             "uptime_s": now.duration_since(self.started).as_secs_f64(),
             "live": self.swim.live(),
@@ -244,34 +276,45 @@ impl Shell {
     }
 }
 
-/// Runs the daemon until SIGTERM/SIGINT.
+/// Runs the daemon until SIGTERM/SIGINT, then stops the engine (its
+/// routes, rules and filters go; the TUN with it, so the IGP withdraws the
+/// prefix).
 pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<()> {
     let pc = cfg.proxy_config().context("configuration")?;
-    let tun = Tun::create(&TunConfig::new(&cfg.tun)).context("creating the TUN")?;
     let nl = Netlink::current().context("netlink")?;
     nl.sysctl_write("net/ipv6/conf/all/forwarding", "1")
         .context("forwarding")?;
-    let index = tun.index();
-    for (dst, len) in [pc.anycast_prefix, (cfg.nat_addr, 128)] {
-        nl.add_route(&Route6::new(dst, len).dev(index))
-            .await
-            .with_context(|| format!("route {dst}/{len}"))?;
-    }
-    let tun = tun.into_async().context("async TUN")?;
-    let sender = RawSender::new(0).context("raw sender")?;
+    let mut engine = DaemonEngine::start(&cfg.engine_section())
+        .await
+        .context("starting the tunnel engine")?;
+    let result = serve(&cfg, pc, &mut engine, status).await;
+    let stopped = engine.stop().await;
+    result?;
+    stopped.context("stopping the engine")?;
+    Ok(())
+}
+
+async fn serve(
+    cfg: &DaemonConfig,
+    pc: crate::proxy::ProxyConfig,
+    engine: &mut DaemonEngine,
+    status: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let peer = UdpSocket::bind(SocketAddrV6::new(cfg.me, PEER_PORT, 0, 0))
         .await
         .context("peer socket")?;
     let swim_sock = UdpSocket::bind(SocketAddrV6::new(cfg.me, SWIM_PORT, 0, 0))
         .await
         .context("SWIM socket")?;
-    let tunnel = raw_socket(41).context("protocol 41 socket")?;
     let icmp = raw_socket(libc::IPPROTO_ICMPV6).context("ICMPv6 socket")?;
     let started = Instant::now();
     let mut sh = Shell {
         proxy: Proxy::new(pc),
         swim: Membership::new(cfg.me, fast_config(cfg.cluster_size), cfg.seed ^ 0x5157),
-        sender,
+        engine: engine.handle.clone(),
+        table_errors: 0,
+        send_errors: 0,
+        engine_stats: None,
         peer,
         swim_sock,
         icmp,
@@ -285,16 +328,15 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
             sh.swim.announce(started, *p);
         }
     }
-    sh.drain(started);
-    tracing::info!(me = %cfg.me, tun = %cfg.tun, fd = tunnel.get_ref().as_raw_fd(), "pias-proxy running");
+    sh.drain(started).await;
+    tracing::info!(me = %cfg.me, tun = %cfg.tun, interfaces = ?engine.interfaces, "pias-proxy running");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut buf = vec![0u8; 65536];
-    let mut buf_tunnel = vec![0u8; 65536];
     let mut buf_icmp = vec![0u8; 2048];
     let mut buf_peer = vec![0u8; 4096];
     let mut buf_swim = vec![0u8; 4096];
     let mut status_tick = tokio::time::interval(Duration::from_millis(200));
+    let mut usage_tick = tokio::time::interval(Duration::from_millis(100));
     let mut rtt_tick = tokio::time::interval(cfg.rtt_interval());
     loop {
         let now = Instant::now();
@@ -304,16 +346,13 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
             .min()
             .unwrap_or(now + Duration::from_secs(1));
         tokio::select! {
-            r = tun.recv(&mut buf) => {
-                let n = r.context("TUN read")?;
-                sh.on_tun_packet(Instant::now(), buf[..n].to_vec());
-            }
-            r = tunnel.readable() => {
-                let mut g = r?;
-                match g.try_io(|fd| recv_from(fd.get_ref(), &mut buf_tunnel)) {
-                    Ok(Ok((n, src))) => sh.proxy.on_tunnel_payload(Instant::now(), src, buf_tunnel[..n].to_vec()),
-                    Ok(Err(e)) => tracing::debug!(error = %e, "tunnel read"),
-                    Err(_) => {}
+            p = engine.punts.recv() => {
+                match p {
+                    Some(Punt::Proxy(p)) => {
+                        sh.proxy.on_punt(p.received, p.packet, p.tunnel.map(|t| t.src));
+                    }
+                    Some(_) => {}
+                    None => anyhow::bail!("the tunnel engine stopped"),
                 }
             }
             r = sh.icmp.readable() => {
@@ -340,6 +379,10 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
                 sh.proxy.handle_timeout(now);
                 sh.swim.handle_timeout(now);
             }
+            _ = usage_tick.tick() => {
+                let usage = sh.engine.proxy_usage().await.context("engine usage")?;
+                sh.proxy.engine_usage(Instant::now(), &usage);
+            }
             _ = rtt_tick.tick() => {
                 let now = Instant::now();
                 let live = sh.swim.live();
@@ -354,6 +397,7 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
                 }
             }
             _ = status_tick.tick() => {
+                sh.engine_stats = sh.engine.stats().await.ok();
                 if let Some(path) = &status {
                     let tmp = path.with_extension("tmp");
                     let text = serde_json::to_string_pretty(&sh.status(Instant::now()))?;
@@ -363,11 +407,11 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
             _ = term.recv() => {
                 tracing::info!("SIGTERM: leaving the SWIM cluster");
                 sh.swim.leave(Instant::now());
-                sh.drain(Instant::now());
+                sh.drain(Instant::now()).await;
                 return Ok(());
             }
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        sh.drain(Instant::now());
+        sh.drain(Instant::now()).await;
     }
 }

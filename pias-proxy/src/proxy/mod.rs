@@ -26,6 +26,9 @@ use crate::rap::{Rap, RapLoad};
 use crate::ring::Ring;
 use crate::select::{order_japs, same_prefix};
 use crate::wire::{MAX_JAP_LIST, MessageRepr, PEER_PORT};
+use mip6_anycast::engine::datapath::{
+    NatBinding, ProxyEntryKind, ProxyFlow, ProxyUsage, TableUpdate,
+};
 
 /// Configuration of one proxy.
 #[derive(Debug, Clone)]
@@ -141,6 +144,10 @@ pub enum Action {
     PingTarget(Ipv6Addr),
     /// An event.
     Event(Event),
+    /// A change to the tunnel engine's proxy tables (see
+    /// `mip6_anycast::engine::datapath::proxy`): the engine carries every
+    /// later packet of a flow whose first packet this machine routed.
+    Table(TableUpdate),
 }
 
 /// Counters.
@@ -202,6 +209,11 @@ impl Proxy {
         let groups = cfg.groups.iter().map(|g| (g.group, g.clone())).collect();
         let mut ring = Ring::new(cfg.vnodes);
         ring.insert(cfg.me);
+        let (prefix, len) = cfg.anycast_prefix;
+        let actions = VecDeque::from([
+            Action::Table(TableUpdate::AddAnycastPrefix { prefix, len }),
+            Action::Table(TableUpdate::AddNatAddress { addr: cfg.nat_addr }),
+        ]);
         Proxy {
             groups,
             ring,
@@ -214,7 +226,7 @@ impl Proxy {
             creates: HashMap::new(),
             pending: HashMap::new(),
             rng: SmallRng::seed_from_u64(cfg.seed),
-            actions: VecDeque::new(),
+            actions,
             stats: Stats::default(),
             cfg,
         }
@@ -232,7 +244,89 @@ impl Proxy {
 
     /// Next output.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.sync_tables();
         self.actions.pop_front()
+    }
+
+    /// The engine flow of an IAP flow key.
+    fn engine_flow(key: &FlowKey) -> ProxyFlow {
+        ProxyFlow {
+            group: key.0.addr,
+            group_port: key.0.port,
+            proto: key.0.proto,
+            client: key.1,
+            client_port: key.2,
+        }
+    }
+
+    /// Turns the IAP's pins and the JAP's NAT changes into table updates.
+    fn sync_tables(&mut self) {
+        let me = self.cfg.me;
+        for (key, jap) in self.iap.take_changes() {
+            let flow = Self::engine_flow(&key);
+            let u = match jap {
+                // Pinned to ourselves: the NAT binding carries it.
+                Some(j) if j != me => TableUpdate::AddIngressFlow {
+                    flow,
+                    local: me,
+                    jap: j,
+                },
+                _ => TableUpdate::RemoveIngressFlow { flow },
+            };
+            self.actions.push_back(Action::Table(u));
+        }
+        for c in self.jap.take_changes() {
+            let u = match c {
+                crate::jap::JapChange::Bound { entry, tunnel } => TableUpdate::AddNatBinding {
+                    flow: Self::engine_flow(&(entry.group, entry.client, entry.client_port)),
+                    binding: NatBinding {
+                        target: entry.target,
+                        target_port: entry.target_port,
+                        nat: self.cfg.nat_addr,
+                        nat_port: entry.nat_port,
+                        tunnel_from: tunnel.then_some(me),
+                    },
+                },
+                crate::jap::JapChange::Unbound {
+                    group,
+                    client,
+                    client_port,
+                } => TableUpdate::RemoveNatBinding {
+                    flow: Self::engine_flow(&(group, client, client_port)),
+                },
+            };
+            self.actions.push_back(Action::Table(u));
+        }
+    }
+
+    /// What the engine forwarded since the last poll
+    /// (`EngineHandle::proxy_usage`): pinned flows stay pinned while used,
+    /// and the JAP's passive monitoring sees data sent and replies heard.
+    pub fn engine_usage(&mut self, now: Instant, usage: &[ProxyUsage]) {
+        let mut heard = false;
+        for u in usage {
+            let Some(group) = GroupAddr::new(u.flow.group, u.flow.group_port, u.flow.proto) else {
+                continue;
+            };
+            let key: FlowKey = (group, u.flow.client, u.flow.client_port);
+            match u.kind {
+                ProxyEntryKind::Ingress => {
+                    if let Some(t) = u.usage.last_used {
+                        self.iap.used(&key, t);
+                    }
+                }
+                ProxyEntryKind::Nat => {
+                    let to = u.usage.last_used.filter(|_| u.usage.packets > 0);
+                    heard |= self.jap.used(&group, key.1, key.2, to, u.usage.last_in);
+                }
+            }
+        }
+        if heard {
+            let groups: Vec<GroupAddr> = self.jap.groups.keys().copied().collect();
+            for g in groups {
+                self.report(now, g);
+            }
+        }
     }
 
     /// Configured groups (pre-assigned and created here).
@@ -345,6 +439,11 @@ impl Proxy {
             return;
         }
         self.ring.insert(p);
+        if p != self.cfg.me {
+            let local = self.cfg.me;
+            self.actions
+                .push_back(Action::Table(TableUpdate::AddProxyPeer { peer: p, local }));
+        }
         self.resend_all_reports(now);
     }
 
@@ -354,6 +453,8 @@ impl Proxy {
             return;
         }
         self.ring.remove(&p);
+        self.actions
+            .push_back(Action::Table(TableUpdate::RemoveProxyPeer { peer: p }));
         self.rtt.retain(|(a, b), _| *a != p && *b != p);
         self.iap.proxy_down(&p);
         self.rap.proxy_down(&p);
@@ -446,6 +547,30 @@ impl Proxy {
     }
 
     // ----- data packets -----
+
+    /// A packet the engine punted (`Punt::Proxy`): a join or other
+    /// control message to a group's [`crate::wire::CONTROL_PORT`], a
+    /// packet no engine entry covered, or (`tunnel_from`) the inner packet
+    /// of a proxy peer's tunnel.
+    pub fn on_punt(&mut self, now: Instant, packet: Vec<u8>, tunnel_from: Option<Ipv6Addr>) {
+        if let Some(from) = tunnel_from {
+            return self.on_tunnel_payload(now, from, packet);
+        }
+        if let Ok(f) = nat::flow_of(&packet)
+            && f.proto == crate::group::PROTO_UDP
+            && f.dport == crate::wire::CONTROL_PORT
+        {
+            match nat::udp_payload(&packet) {
+                Some(payload) => {
+                    let payload = payload.to_vec();
+                    self.on_control(now, (f.src, f.sport), (f.dst, f.dport), &payload);
+                }
+                None => self.stats.control_drop("bad_udp"),
+            }
+            return;
+        }
+        self.on_packet(now, packet);
+    }
 
     /// A packet the kernel handed us: to an anycast address (we are the
     /// IAP), tunnelled to our unicast address from a peer, or a target's
