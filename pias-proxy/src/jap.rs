@@ -285,8 +285,23 @@ impl Jap {
             e.last_used = e.last_used.max(t);
         }
         let (target, port) = (e.target, e.target_port);
-        let heard = from_target.is_some();
-        if let Some(t) = from_target {
+        // The counters are cumulative: only a reply newer than what we
+        // heard last is news.
+        let last_heard = self
+            .groups
+            .get(group)
+            .and_then(|g| {
+                g.targets
+                    .iter()
+                    .find(|t| t.addr == target && t.port == port)
+            })
+            .map(|t| t.last_heard);
+        let heard = match (from_target, last_heard) {
+            (Some(h), Some(l)) => h > l,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if let Some(t) = from_target.filter(|_| heard) {
             self.heard(t, target);
         }
         if let Some(sent) = to_target.filter(|s| from_target.is_none_or(|h| *s > h))

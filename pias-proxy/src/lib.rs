@@ -27,4 +27,6 @@ pub mod select;
 pub mod wire;
 
 #[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
 mod tests;

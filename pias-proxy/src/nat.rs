@@ -33,9 +33,10 @@ pub type Flow = transport::TransportFlow;
 fn packet_error(e: mip6_anycast::wire::Error) -> PacketError {
     match e {
         mip6_anycast::wire::Error::NotTransport(_) => PacketError::NotTransport,
-        mip6_anycast::wire::Error::Truncated { what, .. } if what == "transport header" => {
-            PacketError::Truncated
-        }
+        mip6_anycast::wire::Error::Truncated {
+            what: "transport header",
+            ..
+        } => PacketError::Truncated,
         _ => PacketError::Malformed,
     }
 }

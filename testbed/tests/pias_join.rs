@@ -1,7 +1,9 @@
 //! PIAS join (needs root): targets join through the anycast control port
 //! and the nearest proxy becomes their JAP; the first packet of a client
 //! takes 4 segments (client, IAP, RAP, JAP, target), later ones 3, and every
-//! client is served by its nearest proxy (observed in the routers' captures).
+//! client is served by its nearest proxy (observed in the routers' captures);
+//! the packets after a flow's first are carried by the tunnel engine's
+//! proxy tables (ingress flow at the IAP, NAT binding at the JAP).
 
 mod pias_support;
 
@@ -25,6 +27,13 @@ fn targets_join_and_packets_take_the_pias_path() {
         "{:?}",
         r.later_packet_path
     );
+    // Later packets are carried by the tunnel engine's proxy tables, not
+    // by the proxies' control planes.
+    let e = &r.engine;
+    assert!(e.ingress_tunnelled > 0, "{e:?}");
+    assert!(e.translated_to_target > 0, "{e:?}");
+    assert!(e.replies_translated > 0, "{e:?}");
+    assert_eq!(e.table_errors, 0, "{e:?}");
     assert_eq!(r.clients.len(), 3);
     for c in &r.clients {
         assert!(c.is_nearest, "{c:?}");

@@ -70,7 +70,7 @@ impl Datapath {
         }
         let flow = ProxyFlow::of_request(&f);
         if let Some(nb) = self.proxy.binding(&flow) {
-            return Some(self.to_target(buf, b, flow, nb, now));
+            return Some(self.forward_to_target(buf, b, flow, nb, now));
         }
         if let Some(ends) = self.proxy.ingress(&flow) {
             let params = TunnelParams {
@@ -96,7 +96,7 @@ impl Datapath {
 
     /// A client's packet to its target: translated, or encapsulated when
     /// the target decapsulates.
-    fn to_target(
+    fn forward_to_target(
         &mut self,
         buf: &mut [u8],
         b: Bounds,
@@ -211,7 +211,7 @@ impl Datapath {
                 if !Self::forward_hop(buf, inner) {
                     return Some(self.dropped(DropReason::HopLimit, inner.len));
                 }
-                return Some(self.to_target(buf, inner, flow, nb, now));
+                return Some(self.forward_to_target(buf, inner, flow, nb, now));
             }
             return Some(self.proxy_punt(inner, Some(*outer)));
         }

@@ -675,7 +675,30 @@ fn steps_inner(
     for (_, t) in targets {
         t.stop();
     }
+    // Let the status files catch up (written every 200 ms).
+    std::thread::sleep(Duration::from_millis(400));
+    r.engine = engine_carried(run);
     Ok(())
+}
+
+/// Sums the proxies' engine counters from their last status files.
+fn engine_carried(run: &Run) -> report::EngineCarried {
+    let mut e = report::EngineCarried::default();
+    for s in PROXIES.iter().filter_map(|(p, _, _)| run.status(p)) {
+        let n = |k: &str| s["engine"][k].as_u64().unwrap_or(0);
+        e.ingress_tunnelled += n("ingress_tunnelled");
+        e.translated_to_target += n("translated_to_target") + n("tunnelled_to_target");
+        e.replies_translated += n("replies_translated") + n("target_decapsulated");
+        e.punted += n("punted");
+        e.table_errors += s["table_errors"].as_u64().unwrap_or(0);
+        e.control_plane_transmitted += s["segments"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum());
+        if e.datapath.is_none() {
+            e.datapath = s["engine"]["datapath"].as_str().map(str::to_string);
+        }
+    }
+    e
 }
 
 /// Path of the report.

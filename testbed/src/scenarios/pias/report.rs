@@ -56,6 +56,27 @@ pub struct Handoff {
     pub kept: bool,
 }
 
+/// Who carried the data packets: the tunnel engine's proxy tables (every
+/// packet after a flow's first) or the proxies' control planes (punted
+/// first packets), summed over the proxies' last status files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineCarried {
+    /// The engines' datapath mode.
+    pub datapath: Option<String>,
+    /// IAP: packets encapsulated to their JAP by an ingress flow entry.
+    pub ingress_tunnelled: u64,
+    /// JAP: packets translated to a target by a NAT binding.
+    pub translated_to_target: u64,
+    /// JAP: target replies translated back to clients.
+    pub replies_translated: u64,
+    /// Packets no entry covered, handed to the control plane.
+    pub punted: u64,
+    /// Packets the control planes sent (first packets, per segment).
+    pub control_plane_transmitted: u64,
+    /// Table updates an engine refused.
+    pub table_errors: u64,
+}
+
 /// The report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PiasReport {
@@ -107,6 +128,8 @@ pub struct PiasReport {
     pub proxy_failover_ms: Option<f64>,
     /// Route after.
     pub proxy_failover: Option<String>,
+    /// Who carried the packets (engine tables vs control plane).
+    pub engine: EngineCarried,
     /// Capture files, relative to the output directory.
     pub pcaps: Vec<String>,
     /// Errors.
