@@ -201,6 +201,14 @@ impl Netlink {
             .await
     }
 
+    /// `ip link set INDEX txqueuelen LEN`.
+    pub async fn set_link_txqueuelen(&self, index: u32, len: u32) -> Result<(), NetlinkError> {
+        let mut m = by_index(index);
+        m.attributes.push(LinkAttribute::TxQueueLen(len));
+        self.set_link(format!("ip link set {index} txqueuelen {len}"), m)
+            .await
+    }
+
     /// `ip link set INDEX netns NS` (NS: a namespace fd).
     pub async fn set_link_netns(&self, index: u32, ns: BorrowedFd<'_>) -> Result<(), NetlinkError> {
         let mut m = by_index(index);

@@ -86,6 +86,9 @@ pub struct Phases {
     pub jap_failure: bool,
     /// The IAP is killed.
     pub proxy_failure: bool,
+    /// iperf3 through the group (IAP -> JAP -> target, carried by the
+    /// engines) against the direct path in the same run.
+    pub throughput: bool,
 }
 
 impl Phases {
@@ -97,6 +100,7 @@ impl Phases {
         target_failure: true,
         jap_failure: true,
         proxy_failure: true,
+        throughput: true,
     };
     /// None (join, segments, clients, leave only).
     pub const NONE: Phases = Phases {
@@ -106,6 +110,7 @@ impl Phases {
         target_failure: false,
         jap_failure: false,
         proxy_failure: false,
+        throughput: false,
     };
 }
 
@@ -457,7 +462,8 @@ fn steps_inner(
         .collect();
     let bin = crate::lab::find_workspace_binary("pias-proxy")
         .context("pias-proxy binary (cargo build -p pias-proxy)")?;
-    let mut groups = vec![g_udp.clone(), g_tcp.clone()];
+    let g_perf = group(phases::IPERF_PORT, PROTO_TCP, 0)?;
+    let mut groups = vec![g_udp.clone(), g_tcp.clone(), g_perf.clone()];
     groups.extend(churn.iter().cloned());
     std::fs::create_dir_all(run.out.join("config"))?;
     for (i, (p, pr, _)) in PROXIES.iter().enumerate() {
@@ -583,6 +589,10 @@ fn steps_inner(
             nearest: nearest_proxy(*router).to_string(),
             is_nearest: false,
         });
+    }
+    if opts.phases.throughput {
+        let t1 = targets.get_mut("T1").context("T1")?;
+        r.throughput = Some(phases::throughput(run, t1, &g_perf)?);
     }
     // Leave: T3 leaves the UDP group explicitly; its JAP stops choosing it.
     let t3 = targets.get_mut("T3").context("T3")?;

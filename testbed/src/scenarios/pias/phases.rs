@@ -220,3 +220,71 @@ pub(super) fn affinity(run: &Run, port: u16) -> anyhow::Result<report::Affinity>
     )?;
     Ok(a)
 }
+
+/// Port of the iperf3 group (`AA:5201`, T1's iperf3 server).
+pub(super) const IPERF_PORT: u16 = 5201;
+
+/// Bulk TCP from C1: to T1 directly, then to the group (T1 its only
+/// target), 3 s each; the engines' counters before and after show who
+/// carried the PIAS run.
+pub(super) fn throughput(
+    run: &Run,
+    t1: &mut Target,
+    g: &GroupConfig,
+) -> anyhow::Result<report::Throughput> {
+    use crate::scenarios::bench::iperf;
+    let lab = run.lab;
+    let server = lab.spawn_named(
+        "T1",
+        "iperf3-server",
+        "iperf3",
+        ["-s", "-p", &IPERF_PORT.to_string()],
+        std::iter::empty::<(&str, &str)>(),
+    )?;
+    let result = (|| {
+        anyhow::ensure!(
+            t1.membership(g, IPERF_PORT, false)? == pias_proxy::wire::AckStatus::Ok,
+            "T1 joining the iperf3 group"
+        );
+        let t1_addr = host_addr(lab, "T1")?;
+        wait_for("iperf3 server", Duration::from_secs(5), || {
+            TcpStream::connect_timeout(
+                &std::net::SocketAddr::V6(SocketAddrV6::new(t1_addr, IPERF_PORT, 0, 0)),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+        })
+        .ok();
+        let direct = iperf::run(lab, "C1", t1_addr, 3.0, 1, "pias-direct")?;
+        let before = super::engine_carried(run);
+        let pias = iperf::run(lab, "C1", ANYCAST, 3.0, 1, "pias-group")?;
+        // Status files are rewritten every 200 ms.
+        std::thread::sleep(Duration::from_millis(400));
+        let after = super::engine_carried(run);
+        let engine = |e: &report::EngineCarried| {
+            e.ingress_tunnelled + e.translated_to_target + e.replies_translated
+        };
+        let _ = t1.membership(g, IPERF_PORT, true);
+        Ok(report::Throughput {
+            direct_gbit_s: direct.gbit_s,
+            pias_gbit_s: pias.gbit_s,
+            ratio: if direct.gbit_s > 0.0 {
+                pias.gbit_s / direct.gbit_s
+            } else {
+                0.0
+            },
+            pias_retransmits: pias.retransmits,
+            engine_packets: engine(&after).saturating_sub(engine(&before)),
+            control_plane_packets: after
+                .control_plane_transmitted
+                .saturating_sub(before.control_plane_transmitted),
+            json: [direct.json, pias.json]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+        })
+    })();
+    let _ = server.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = server.wait();
+    result
+}

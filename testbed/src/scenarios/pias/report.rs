@@ -77,6 +77,26 @@ pub struct EngineCarried {
     pub table_errors: u64,
 }
 
+/// Bulk TCP through the group against the direct path, one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Throughput {
+    /// iperf3 C1 -> T1's unicast address (same routers, no proxy).
+    pub direct_gbit_s: f64,
+    /// iperf3 C1 -> the group `AA:5201` (IAP -> JAP -> T1, NAT).
+    pub pias_gbit_s: f64,
+    /// `pias / direct`.
+    pub ratio: f64,
+    /// Retransmissions of the PIAS run.
+    pub pias_retransmits: u64,
+    /// Packets the engines carried during the PIAS run (ingress flow at
+    /// the IAP + NAT to the target + replies translated).
+    pub engine_packets: u64,
+    /// Packets the proxies' control planes sent during the PIAS run.
+    pub control_plane_packets: u64,
+    /// The iperf3 JSON files.
+    pub json: Vec<String>,
+}
+
 /// The report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PiasReport {
@@ -128,6 +148,8 @@ pub struct PiasReport {
     pub proxy_failover_ms: Option<f64>,
     /// Route after.
     pub proxy_failover: Option<String>,
+    /// Bulk TCP through PIAS vs the direct path.
+    pub throughput: Option<Throughput>,
     /// Who carried the packets (engine tables vs control plane).
     pub engine: EngineCarried,
     /// Capture files, relative to the output directory.
