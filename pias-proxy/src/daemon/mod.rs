@@ -236,6 +236,7 @@ impl Shell {
             "control_drops": s.control_drops,
             "reports_sent": s.reports_sent,
             "swim_rejected": self.swim.rejected,
+            "swim_auth_drops": self.swim.auth_drops,
             "rap": rap,
             "jap": jap,
             "iap_flows": self.proxy.iap.flows_len(),
@@ -268,9 +269,15 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
     let tunnel = raw_socket(41).context("protocol 41 socket")?;
     let icmp = raw_socket(libc::IPPROTO_ICMPV6).context("ICMPv6 socket")?;
     let started = Instant::now();
+    let swim_auth = pc.peer_auth.clone();
     let mut sh = Shell {
         proxy: Proxy::new(pc),
-        swim: Membership::new(cfg.me, fast_config(cfg.cluster_size), cfg.seed ^ 0x5157),
+        swim: Membership::new(
+            cfg.me,
+            fast_config(cfg.cluster_size),
+            cfg.seed ^ 0x5157,
+            &swim_auth,
+        ),
         sender,
         peer,
         swim_sock,
@@ -330,9 +337,9 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
                 }
             }
             r = sh.swim_sock.recv_from(&mut buf_swim) => {
-                if let Ok((n, _)) = r {
+                if let Ok((n, SocketAddr::V6(src))) = r {
                     let m = buf_swim[..n].to_vec();
-                    sh.swim.handle_data(Instant::now(), &m);
+                    sh.swim.handle_data(Instant::now(), *src.ip(), &m);
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -346,7 +353,7 @@ pub async fn run(cfg: DaemonConfig, status: Option<PathBuf>) -> anyhow::Result<(
                 for p in &live {
                     sh.send_ping(*p, now);
                 }
-                sh.proxy.advertise_rtts();
+                sh.proxy.advertise_rtts(now);
                 // Bootstrap until every configured peer was seen (an
                 // announce sent before the IGP converged is lost).
                 for p in cfg.peers.iter().filter(|p| **p != cfg.me && !live.contains(p)) {

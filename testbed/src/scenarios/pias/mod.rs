@@ -60,6 +60,16 @@ pub const TARGETS: [(&str, usize); 3] = [("T1", 3), ("T2", 1), ("T3", 3)];
 const ROUTER_COST: u32 = 50;
 const PROXY_LINK_COST: u32 = 10;
 
+/// A fresh inter-proxy key for one lab run (32 bytes from the OS CSPRNG, hex).
+fn peer_key() -> anyhow::Result<String> {
+    use mip6_anycast::crypto::{RandomSource as _, SystemRandomSource};
+    let mut k = [0u8; 32];
+    SystemRandomSource::new()
+        .fill(&mut k)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(k.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Options of the scenario.
 #[derive(Debug, Clone)]
 pub struct PiasOptions {
@@ -460,6 +470,7 @@ fn steps_inner(
     let mut groups = vec![g_udp.clone(), g_tcp.clone()];
     groups.extend(churn.iter().cloned());
     std::fs::create_dir_all(run.out.join("config"))?;
+    let peer_key = peer_key().context("inter-proxy key")?;
     for (i, (p, pr, _)) in PROXIES.iter().enumerate() {
         let cluster: Vec<String> = (0..PROXIES.len())
             .filter(|j| PROXIES[*j].1 == *pr)
@@ -469,7 +480,7 @@ fn steps_inner(
             .map(|j| format!("\"{}\"", proxy_me(j)))
             .collect();
         let mut t = format!(
-            "me = \"{}\"\nnat_addr = \"{}\"\nanycast_prefix = \"{ANYCAST_PREFIX}\"\npeers = [{}]\ncluster = [{}]\ncluster_size = 6\nseed = {}\nmax_groups_per_target = 1000\nrtt_probe_ms = 500\n",
+            "me = \"{}\"\nnat_addr = \"{}\"\nanycast_prefix = \"{ANYCAST_PREFIX}\"\npeer_key = \"{peer_key}\"\npeers = [{}]\ncluster = [{}]\ncluster_size = 6\nseed = {}\nmax_groups_per_target = 1000\nrtt_probe_ms = 500\n",
             proxy_me(i),
             proxy_nat(i),
             peers.join(", "),
