@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod bird;
 pub mod capture;
+mod created;
 mod phases;
 pub mod report;
 
@@ -53,6 +54,12 @@ pub const PROXIES: [(&str, usize, u32); 6] = [
     ("P5", 3, 20),
     ("P6", 2, 20),
 ];
+/// P1's block for dynamically created groups (its config only).
+pub const CREATE_BLOCK: &str =
+    "block = { base = \"2001:db8:aa::100:0\", addrs = 1, first_port = 20000, last_port = 20099 }";
+/// The creator key of P1's block.
+pub const CREATOR_KEY: &[u8] = b"pias lab creator key";
+
 /// Clients: (host, router index).
 pub const CLIENTS: [(&str, usize); 3] = [("C1", 1), ("C2", 2), ("C3", 3)];
 /// Targets: (host, router index).
@@ -96,6 +103,9 @@ pub struct Phases {
     pub jap_failure: bool,
     /// The IAP is killed.
     pub proxy_failure: bool,
+    /// A group created at P1 is joined through P2 (announced between
+    /// proxies under the inter-proxy key).
+    pub created_group: bool,
 }
 
 impl Phases {
@@ -107,6 +117,7 @@ impl Phases {
         target_failure: true,
         jap_failure: true,
         proxy_failure: true,
+        created_group: true,
     };
     /// None (join, segments, clients, leave only).
     pub const NONE: Phases = Phases {
@@ -116,6 +127,7 @@ impl Phases {
         target_failure: false,
         jap_failure: false,
         proxy_failure: false,
+        created_group: false,
     };
 }
 
@@ -487,6 +499,10 @@ fn steps_inner(
             cluster.join(", "),
             i + 1
         );
+        if i == 0 {
+            let hex: String = CREATOR_KEY.iter().map(|b| format!("{b:02x}")).collect();
+            t.push_str(&format!("{CREATE_BLOCK}\ncreator_key = \"{hex}\"\n"));
+        }
         #[derive(serde::Serialize)]
         struct Groups<'a> {
             group: &'a [GroupConfig],
@@ -679,6 +695,9 @@ fn steps_inner(
         })?;
         targets.insert("T2", t2);
         jap_failure(run, r, c1_addr, dst)?;
+    }
+    if ph.created_group {
+        r.created = created::created_group(run)?;
     }
     if ph.proxy_failure {
         proxy_failure(run, r, c1_addr, dst)?;

@@ -56,6 +56,19 @@ pub struct Handoff {
     pub kept: bool,
 }
 
+/// A group created at one proxy, joined through another.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CreatedGroup {
+    /// The assigned group.
+    pub group: String,
+    /// P1 acknowledged the create (and logged it).
+    pub created_at_p1: bool,
+    /// Status of T2's join while routing took it to P2.
+    pub join_status: String,
+    /// The proxy whose JAP table then listed T2 for the group.
+    pub joined_via: Option<String>,
+}
+
 /// The report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PiasReport {
@@ -107,6 +120,8 @@ pub struct PiasReport {
     pub proxy_failover_ms: Option<f64>,
     /// Route after.
     pub proxy_failover: Option<String>,
+    /// A created group joined through another proxy than its creator.
+    pub created: CreatedGroup,
     /// Capture files, relative to the output directory.
     pub pcaps: Vec<String>,
     /// Errors.
@@ -127,5 +142,6 @@ impl PiasReport {
             && self.target_failover_ms.is_some()
             && self.affinity_kept
             && self.handoff.kept
+            && self.created.joined_via.as_deref() == Some("P2")
     }
 }
