@@ -18,6 +18,7 @@ use pias_proxy::group::{GroupAddr, GroupConfig, PROTO_TCP, Policy};
 use pias_proxy::iap::{Iap, IapLimits};
 use pias_proxy::jap::{HealthConfig, Jap, report_due};
 use pias_proxy::membership::{Membership, MembershipAction, fast_config};
+use pias_proxy::peer_auth::{PeerAuthConfig, PeerKey, WallClock};
 use pias_proxy::rap::{Rap, RapLoad};
 use pias_proxy::ring::{Ring, hash64};
 use pias_proxy::wire::{JapEntry, JoinOptions};
@@ -209,8 +210,16 @@ fn main() {
 /// Runs `n` foca members in memory for `dur` of simulated time, counts datagrams.
 fn swim_rate(n: usize, dur: Duration) -> f64 {
     let t0 = Instant::now();
+    let key = PeerKey::new(&[0x5a; 32]).expect("a 32-byte key");
     let mut m: Vec<Membership> = (0..n)
-        .map(|i| Membership::new(proxy(i as u64 + 1), fast_config(n as u32), i as u64))
+        .map(|i| {
+            let auth = PeerAuthConfig::new(
+                key.clone(),
+                i as u64 + 1,
+                WallClock::from_unix_ms(t0, 1_700_000_000_000),
+            );
+            Membership::new(proxy(i as u64 + 1), fast_config(n as u32), i as u64, &auth)
+        })
         .collect();
     for x in m.iter_mut().skip(1) {
         x.announce(t0, proxy(1));
@@ -231,8 +240,9 @@ fn swim_rate(n: usize, dur: Duration) -> f64 {
                             sent += 1;
                         }
                         let j = (u128::from(to) & 0xffff_ffff) as usize - 1;
+                        let src = proxy(i as u64 + 1);
                         if let Some(dst) = m.get_mut(j) {
-                            dst.handle_data(now, &bytes);
+                            dst.handle_data(now, src, &bytes);
                         }
                     }
                 }

@@ -16,6 +16,7 @@ use crate::auth;
 use crate::group::{GroupAddr, GroupConfig, PROTO_TCP, Policy};
 use crate::nat::{self, tests::packet};
 use crate::proxy::{Action, Proxy, ProxyConfig};
+use crate::tests::{PEER_KEY, peer_auth};
 use crate::wire::{CONTROL_PORT, JoinOptions, Membership, MessageRepr};
 
 const KEY: &[u8] = b"engine test credential";
@@ -57,7 +58,11 @@ impl Net {
         let now = Instant::now();
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| {
-                let mut c = ProxyConfig::new(proxy_addr(i), (addr("2001:db8:aa::"), 48));
+                let mut c = ProxyConfig::new(
+                    proxy_addr(i),
+                    (addr("2001:db8:aa::"), 48),
+                    peer_auth(now, &PEER_KEY, 100 + i as u64),
+                );
                 c.groups = vec![GroupConfig {
                     group: group(),
                     policy: Policy::Proximity,

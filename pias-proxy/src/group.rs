@@ -171,6 +171,16 @@ pub struct AddressBlock {
     pub last_port: u16,
 }
 
+impl AddressBlock {
+    /// Whether `g`'s transport address lies in this block.
+    pub fn contains(&self, g: &GroupAddr) -> bool {
+        let (base, a) = (u128::from(self.base), u128::from(g.addr));
+        a >= base
+            && a - base < u128::from(self.addrs)
+            && (self.first_port..=self.last_port).contains(&g.port)
+    }
+}
+
 /// Why an assignment failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AssignError {
@@ -271,6 +281,17 @@ mod tests {
         a.assign("svc://d", PROTO_TCP).unwrap();
         assert_eq!(a.assign("svc://e", PROTO_TCP), Err(AssignError::Exhausted));
         assert_eq!(a.lookup("svc://c", PROTO_TCP), Some(g3));
+        for g in [g1, g2, g3] {
+            assert!(a.block.contains(&g));
+        }
+        let outside = [
+            GroupAddr::new("2001:db8:aa::102".parse().unwrap(), 5000, PROTO_TCP).unwrap(),
+            GroupAddr::new("2001:db8:aa::ff".parse().unwrap(), 5000, PROTO_TCP).unwrap(),
+            GroupAddr::new("2001:db8:aa::100".parse().unwrap(), 5002, PROTO_TCP).unwrap(),
+        ];
+        for g in outside {
+            assert!(!a.block.contains(&g), "{g}");
+        }
     }
 
     #[test]

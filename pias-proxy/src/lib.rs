@@ -11,6 +11,8 @@
 //! - [`jap`], [`rap`], [`iap`], [`proxy`]: the roles and the machine that joins
 //!   them, fed `(now, event)`, returning [`proxy::Action`]s.
 //! - [`membership`]: foca's SWIM driven sans-IO, yielding proxy up/down.
+//! - [`peer_auth`]: the inter-proxy key: every peer and SWIM datagram
+//!   sealed (ChaCha20-Poly1305), with replay windows.
 //! - [`nat`]: packet rewriting and RFC 2473 tunnelling on `mip6_anycast::wire::edit`.
 
 pub mod auth;
@@ -20,6 +22,7 @@ pub mod iap;
 pub mod jap;
 pub mod membership;
 pub mod nat;
+pub mod peer_auth;
 pub mod proxy;
 pub mod rap;
 pub mod ring;

@@ -4,6 +4,8 @@
 //! client is served by its nearest proxy (observed in the routers' captures);
 //! the packets after a flow's first are carried by the tunnel engine's
 //! proxy tables (ingress flow at the IAP, NAT binding at the JAP).
+//! A group created at P1 is joined through P2 (P1 withdrawn): P2 learned it
+//! from P1's announcement, sealed under the lab's inter-proxy key.
 
 mod pias_support;
 
@@ -13,7 +15,11 @@ use testbed::scenarios::pias::Phases;
 #[test]
 fn targets_join_and_packets_take_the_pias_path() {
     require_root!("targets_join_and_packets_take_the_pias_path");
-    let (r, _out) = pias_support::run("join", Phases::NONE);
+    let phases = Phases {
+        created_group: true,
+        ..Phases::NONE
+    };
+    let (r, _out) = pias_support::run("join", phases);
     assert!(r.joined);
     assert_eq!(
         r.first_packet_segments,
@@ -39,4 +45,12 @@ fn targets_join_and_packets_take_the_pias_path() {
         assert!(c.is_nearest, "{c:?}");
         assert!(c.answered_by.is_some(), "{c:?}");
     }
+    assert!(r.created.created_at_p1, "{:?}", r.created);
+    assert_eq!(r.created.join_status, "Ok", "{:?}", r.created);
+    assert_eq!(
+        r.created.joined_via.as_deref(),
+        Some("P2"),
+        "{:?}",
+        r.created
+    );
 }

@@ -1,13 +1,14 @@
 //! The daemon's TOML configuration.
 
 use std::net::Ipv6Addr;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
 use mip6_anycast::daemon::config::EngineSection;
 
 use crate::group::{AddressBlock, GroupConfig};
+use crate::peer_auth::{PeerAuthConfig, PeerKey, WallClock};
 use crate::proxy::ProxyConfig;
 
 /// `pias-proxy --config FILE`.
@@ -33,6 +34,9 @@ pub struct DaemonConfig {
     pub block: Option<AddressBlock>,
     /// Creator key for the block (hex).
     pub creator_key: Option<String>,
+    /// The cluster's inter-proxy key (hex, at least 16 bytes): seals every
+    /// peer message and SWIM datagram. Required.
+    pub peer_key: String,
     /// TUN device name.
     #[serde(default = "default_tun")]
     pub tun: String,
@@ -78,9 +82,28 @@ pub fn parse_prefix(s: &str) -> anyhow::Result<(Ipv6Addr, u8)> {
 }
 
 impl DaemonConfig {
-    /// The sans-IO proxy's configuration.
+    /// The sealing configuration of this start: the key, a session id
+    /// drawn from the OS's CSPRNG (never reused: the AEAD nonces restart
+    /// with it) and the wall clock anchored now.
+    pub fn peer_auth(&self) -> anyhow::Result<PeerAuthConfig> {
+        let key = PeerKey::from_hex(&self.peer_key)?;
+        let mut session = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut session)
+            .map_err(|_| anyhow::anyhow!("OS random source for the session id"))?;
+        Ok(PeerAuthConfig::new(
+            key,
+            u64::from_be_bytes(session),
+            WallClock::new(Instant::now(), SystemTime::now()),
+        ))
+    }
+
+    /// The sans-IO proxy's configuration (with a fresh [`DaemonConfig::peer_auth`]).
     pub fn proxy_config(&self) -> anyhow::Result<ProxyConfig> {
-        let mut c = ProxyConfig::new(self.me, parse_prefix(&self.anycast_prefix)?);
+        let mut c = ProxyConfig::new(
+            self.me,
+            parse_prefix(&self.anycast_prefix)?,
+            self.peer_auth()?,
+        );
         c.nat_addr = self.nat_addr;
         c.groups = self.group.clone();
         c.cluster = self.cluster.clone();
@@ -106,5 +129,27 @@ impl DaemonConfig {
     /// RTT probe interval.
     pub fn rtt_interval(&self) -> Duration {
         Duration::from_millis(self.rtt_probe_ms.max(50))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str =
+        "me = \"2001:db8::1\"\nnat_addr = \"2001:db8::2\"\nanycast_prefix = \"2001:db8:aa::/48\"\n";
+
+    #[test]
+    fn peer_key_is_required_and_at_least_sixteen_bytes() {
+        assert!(toml::from_str::<DaemonConfig>(BASE).is_err(), "missing key");
+        let short = format!("{BASE}peer_key = \"{}\"\n", "ab".repeat(15));
+        let c: DaemonConfig = toml::from_str(&short).unwrap();
+        assert!(c.proxy_config().is_err());
+        let good = format!("{BASE}peer_key = \"{}\"\n", "ab".repeat(16));
+        let c: DaemonConfig = toml::from_str(&good).unwrap();
+        let a = c.peer_auth().unwrap();
+        let b = c.peer_auth().unwrap();
+        assert_ne!(a.session, b.session, "a fresh session per start");
+        assert_eq!(c.proxy_config().unwrap().peer_auth.key, a.key);
     }
 }

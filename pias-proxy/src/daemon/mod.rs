@@ -268,6 +268,7 @@ impl Shell {
             "control_drops": s.control_drops,
             "reports_sent": s.reports_sent,
             "swim_rejected": self.swim.rejected,
+            "swim_auth_drops": self.swim.auth_drops,
             "rap": rap,
             "jap": jap,
             "iap_flows": self.proxy.iap.flows_len(),
@@ -308,9 +309,15 @@ async fn serve(
         .context("SWIM socket")?;
     let icmp = raw_socket(libc::IPPROTO_ICMPV6).context("ICMPv6 socket")?;
     let started = Instant::now();
+    let swim_auth = pc.peer_auth.clone();
     let mut sh = Shell {
         proxy: Proxy::new(pc),
-        swim: Membership::new(cfg.me, fast_config(cfg.cluster_size), cfg.seed ^ 0x5157),
+        swim: Membership::new(
+            cfg.me,
+            fast_config(cfg.cluster_size),
+            cfg.seed ^ 0x5157,
+            &swim_auth,
+        ),
         engine: engine.handle.clone(),
         table_errors: 0,
         send_errors: 0,
@@ -369,9 +376,9 @@ async fn serve(
                 }
             }
             r = sh.swim_sock.recv_from(&mut buf_swim) => {
-                if let Ok((n, _)) = r {
+                if let Ok((n, SocketAddr::V6(src))) = r {
                     let m = buf_swim[..n].to_vec();
-                    sh.swim.handle_data(Instant::now(), &m);
+                    sh.swim.handle_data(Instant::now(), *src.ip(), &m);
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {
@@ -389,7 +396,7 @@ async fn serve(
                 for p in &live {
                     sh.send_ping(*p, now);
                 }
-                sh.proxy.advertise_rtts();
+                sh.proxy.advertise_rtts(now);
                 // Bootstrap until every configured peer was seen (an
                 // announce sent before the IGP converged is lost).
                 for p in cfg.peers.iter().filter(|p| **p != cfg.me && !live.contains(p)) {

@@ -1,6 +1,7 @@
 //! Control messages of the proxy: joins, leaves, creates and handoffs from
 //! targets (on a group's address, `CONTROL_PORT`) and the proxy-to-proxy
-//! messages (JAP reports, JAP lists, invalidations, affinity, RTTs).
+//! messages (JAP reports, JAP lists, invalidations, affinity, RTTs, group
+//! announcements), which arrive sealed under the inter-proxy key.
 
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -14,8 +15,11 @@ use crate::wire::{AckStatus, CONTROL_PORT, MessageRepr, PEER_PORT};
 impl Proxy {
     // ----- control messages -----
 
-    /// A UDP control message from `src` to `dst` (a group's address on
-    /// [`CONTROL_PORT`], or our unicast address on [`PEER_PORT`]).
+    /// A UDP control message from `src` to `dst`: a target's message on a
+    /// group's address and [`CONTROL_PORT`], or a sealed peer message on
+    /// our unicast address and [`PEER_PORT`] (opened with the inter-proxy
+    /// key: forged, replayed, stale or mis-sourced datagrams are counted in
+    /// `control_drops` under `auth_*`).
     pub fn on_control(
         &mut self,
         now: Instant,
@@ -23,20 +27,37 @@ impl Proxy {
         dst: (Ipv6Addr, u16),
         bytes: &[u8],
     ) {
+        if dst.1 == PEER_PORT && dst.0 == self.cfg.me {
+            return self.on_sealed_peer(now, src.0, bytes);
+        }
+        if dst.1 != CONTROL_PORT {
+            return self.stats.control_drop("wrong_port");
+        }
         let msg = match MessageRepr::from_bytes(bytes) {
             Ok(m) => m,
             Err(_) => return self.stats.control_drop("malformed"),
         };
-        if dst.1 == CONTROL_PORT {
-            return self.on_target_control(now, src, dst, bytes, msg);
+        self.on_target_control(now, src, dst, bytes, msg);
+    }
+
+    fn on_sealed_peer(&mut self, now: Instant, from: Ipv6Addr, bytes: &[u8]) {
+        let plain = match self.peer_auth.open(now, from, bytes) {
+            Ok(p) => p,
+            Err(e) => return self.stats.control_drop(e.reason()),
+        };
+        let msg = match MessageRepr::from_bytes(&plain) {
+            Ok(m) => m,
+            Err(_) => return self.stats.control_drop("malformed"),
+        };
+        if let MessageRepr::GroupAnnounce(a) = msg {
+            // Authenticated by the key: accepted from a proxy this one
+            // does not see live yet (views converge at different times).
+            return self.on_group_announce(from, a);
         }
-        if dst.1 != PEER_PORT || dst.0 != self.cfg.me {
-            return self.stats.control_drop("wrong_port");
-        }
-        if !self.ring.contains(&src.0) || src.0 == self.cfg.me {
+        if !self.ring.contains(&from) {
             return self.stats.control_drop("not_a_live_proxy");
         }
-        self.on_peer_control(now, src.0, msg);
+        self.on_peer_control(now, from, msg);
     }
 
     fn on_target_control(
@@ -177,7 +198,7 @@ impl Proxy {
     #[allow(clippy::type_complexity)]
     fn on_create(
         &mut self,
-        _now: Instant,
+        now: Instant,
         src: (Ipv6Addr, u16),
         dst: (Ipv6Addr, u16),
         raw: &[u8],
@@ -232,6 +253,8 @@ impl Proxy {
                 allow: vec![target],
             };
             self.groups.insert(group, cfg);
+            self.dynamic.insert(group, (uri.clone(), self.cfg.me));
+            self.announce_group(now, group);
             self.actions
                 .push_back(Action::Event(Event::Created(group, uri)));
         }
@@ -260,6 +283,7 @@ impl Proxy {
                 }
                 let out = self.rap.update(now, group, jap, count, seq, policy);
                 self.peer_msg(
+                    now,
                     from,
                     &MessageRepr::JapUpdateAck {
                         group,
@@ -284,7 +308,7 @@ impl Proxy {
             }
             MessageRepr::JapQuery { group } => {
                 let entries = self.jap_list_for(from, &group);
-                self.peer_msg(from, &MessageRepr::JapList { group, entries });
+                self.peer_msg(now, from, &MessageRepr::JapList { group, entries });
             }
             MessageRepr::JapList { group, entries } => {
                 if !self.raps(&group).contains(&from) {
@@ -316,6 +340,7 @@ impl Proxy {
                     .peek(&(group, client, client_port))
                     .unwrap_or(Ipv6Addr::UNSPECIFIED);
                 self.peer_msg(
+                    now,
                     from,
                     &MessageRepr::FlowAnswer {
                         group,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+mod announce;
 mod control;
 
 use crate::auth::Admission;
@@ -22,6 +23,7 @@ use crate::group::{AddressBlock, Assigner, GroupAddr, GroupConfig, Policy};
 use crate::iap::{FlowKey, Iap, IapLimits};
 use crate::jap::{HealthConfig, HealthEvent, Jap};
 use crate::nat::{self, Flow};
+use crate::peer_auth::{PeerAuth, PeerAuthConfig, Purpose};
 use crate::rap::{Rap, RapLoad};
 use crate::ring::Ring;
 use crate::select::{order_japs, same_prefix};
@@ -64,11 +66,17 @@ pub struct ProxyConfig {
     pub seed: u64,
     /// JAP reports are resent this often until acknowledged.
     pub report_retry: Duration,
+    /// The inter-proxy key, this start's session and the wall-clock
+    /// anchor: every peer message is sealed ([`crate::peer_auth`]).
+    pub peer_auth: PeerAuthConfig,
+    /// Most dynamically created groups known here (created here or
+    /// announced by other proxies).
+    pub max_dynamic_groups: usize,
 }
 
 impl ProxyConfig {
-    /// Defaults around `me` and a prefix.
-    pub fn new(me: Ipv6Addr, anycast_prefix: (Ipv6Addr, u8)) -> Self {
+    /// Defaults around `me`, a prefix and the inter-proxy key.
+    pub fn new(me: Ipv6Addr, anycast_prefix: (Ipv6Addr, u8), peer_auth: PeerAuthConfig) -> Self {
         ProxyConfig {
             me,
             nat_addr: me,
@@ -85,6 +93,8 @@ impl ProxyConfig {
             vnodes: 16,
             seed: 1,
             report_retry: Duration::from_millis(500),
+            peer_auth,
+            max_dynamic_groups: 10_000,
         }
     }
 }
@@ -161,6 +171,8 @@ pub struct Stats {
     pub reports_sent: u64,
     /// Packets transmitted, per segment.
     pub segments: HashMap<&'static str, u64>,
+    /// Dynamic groups learned from other proxies' announcements.
+    pub groups_learned: u64,
 }
 
 impl Stats {
@@ -195,6 +207,9 @@ pub struct Proxy {
     pub iap: Iap,
     admission: Admission,
     assigner: Option<Assigner>,
+    /// Dynamically created groups known here: URI and creator proxy.
+    dynamic: HashMap<GroupAddr, (String, Ipv6Addr)>,
+    peer_auth: PeerAuth,
     creates: HashMap<Ipv6Addr, (u64, usize)>,
     pending: HashMap<(GroupAddr, Ipv6Addr), Pending>,
     rng: SmallRng,
@@ -223,6 +238,8 @@ impl Proxy {
             iap: Iap::new(cfg.iap),
             admission: Admission::new(cfg.max_groups_per_target),
             assigner: cfg.block.as_ref().map(|(b, _)| Assigner::new(b.clone())),
+            dynamic: HashMap::new(),
+            peer_auth: PeerAuth::new(&cfg.peer_auth, Purpose::Peer, cfg.me),
             creates: HashMap::new(),
             pending: HashMap::new(),
             rng: SmallRng::seed_from_u64(cfg.seed),
@@ -363,7 +380,7 @@ impl Proxy {
     }
 
     /// Seed 001 3.5: advertises this proxy's RTTs to every live proxy.
-    pub fn advertise_rtts(&mut self) {
+    pub fn advertise_rtts(&mut self, now: Instant) {
         let me = self.cfg.me;
         let mut entries: Vec<crate::wire::RttEntry> = self
             .rtt
@@ -381,7 +398,7 @@ impl Proxy {
                 entries: chunk.to_vec(),
             };
             for p in &peers {
-                self.peer_msg(*p, &msg);
+                self.peer_msg(now, *p, &msg);
             }
         }
     }
@@ -409,8 +426,20 @@ impl Proxy {
         }
     }
 
-    fn peer_msg(&mut self, to: Ipv6Addr, msg: &MessageRepr) {
-        self.emit_control((self.cfg.me, PEER_PORT), (to, PEER_PORT), msg);
+    /// A message to a peer proxy, sealed under the inter-proxy key.
+    fn peer_msg(&mut self, now: Instant, to: Ipv6Addr, msg: &MessageRepr) {
+        let sealed = msg
+            .to_bytes()
+            .ok()
+            .and_then(|b| self.peer_auth.seal(now, &b).ok());
+        match sealed {
+            Some(bytes) => self.actions.push_back(Action::Control {
+                src: (self.cfg.me, PEER_PORT),
+                dst: (to, PEER_PORT),
+                bytes,
+            }),
+            None => self.stats.control_drop("emit"),
+        }
     }
 
     fn transmit(&mut self, packet: Vec<u8>, segment: Segment) {
@@ -445,6 +474,7 @@ impl Proxy {
                 .push_back(Action::Table(TableUpdate::AddProxyPeer { peer: p, local }));
         }
         self.resend_all_reports(now);
+        self.announce_groups_to(now, p);
     }
 
     /// A proxy died: RAP and IAP state forget it, reports go to the new RAPs.
@@ -527,6 +557,7 @@ impl Proxy {
             },
         );
         self.peer_msg(
+            now,
             rap,
             &MessageRepr::JapUpdate {
                 group,
@@ -639,7 +670,7 @@ impl Proxy {
                         client_port: flow.sport,
                         id,
                     };
-                    self.peer_msg(p, &q);
+                    self.peer_msg(now, p, &q);
                 }
             }
             return;
@@ -713,7 +744,7 @@ impl Proxy {
         }
         self.stats.drop("no_live_target_here");
         let me = self.cfg.me;
-        self.peer_msg(from, &MessageRepr::TargetsGone { group, jap: me });
+        self.peer_msg(now, from, &MessageRepr::TargetsGone { group, jap: me });
     }
 
     fn jap_list_for(&mut self, iap: Ipv6Addr, group: &GroupAddr) -> Vec<crate::wire::JapEntry> {
@@ -742,7 +773,7 @@ impl Proxy {
             self.actions
                 .push_back(Action::Event(Event::JapListCached(group, n)));
         } else {
-            self.peer_msg(iap, &MessageRepr::JapList { group, entries });
+            self.peer_msg(now, iap, &MessageRepr::JapList { group, entries });
         }
         match first {
             None => self.stats.drop("rap_has_no_jap"),
@@ -765,7 +796,7 @@ impl Proxy {
             self.stats.drop("no_live_target");
             if let Some(f) = from.filter(|f| *f != self.cfg.me) {
                 let me = self.cfg.me;
-                self.peer_msg(f, &MessageRepr::TargetsGone { group, jap: me });
+                self.peer_msg(now, f, &MessageRepr::TargetsGone { group, jap: me });
             }
             return;
         };

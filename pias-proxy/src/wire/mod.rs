@@ -12,11 +12,16 @@
 //! (1), reserved (1). Seed 001 3.1: a group is a transport address `AA:g`.
 //! Every body has a fixed length except [`MessageRepr::JapList`] (bounded by
 //! [`MAX_JAP_LIST`]) and [`MessageRepr::Create`] (URI of at most
-//! [`MAX_URI_LEN`] bytes); parsing never allocates more than those bounds.
+//! [`MAX_URI_LEN`] bytes) and [`MessageRepr::GroupAnnounce`] (credential,
+//! allow-list and URI, each bounded); parsing never allocates more than
+//! those bounds. Proxy-to-proxy messages travel sealed ([`crate::peer_auth`]).
 
 use std::net::Ipv6Addr;
 
 use crate::group::{GroupAddr, Policy};
+
+mod announce;
+pub use announce::{GroupAnnounce, MAX_ANNOUNCE_ALLOW, MAX_CREDENTIAL_LEN, MAX_RAPS};
 
 /// Magic at the start of every message.
 pub const MAGIC: u16 = 0x5049;
@@ -124,6 +129,8 @@ pub mod kind {
     pub const FLOW_ANSWER: u8 = 22;
     /// Proxy -> all proxies: its measured RTTs to peers (seed 001 3.5).
     pub const RTT_REPORT: u8 = 23;
+    /// Creator proxy -> all proxies: a dynamically created group.
+    pub const GROUP_ANNOUNCE: u8 = 24;
 }
 
 /// Zero-copy view of a PIAS message (header + body).
@@ -442,6 +449,8 @@ pub enum MessageRepr {
         /// The JAP, or `::` if the peer does not know the flow.
         jap: Ipv6Addr,
     },
+    /// Creator -> all proxies: a created group's configuration and URI.
+    GroupAnnounce(GroupAnnounce),
 }
 
 const MEMBERSHIP_LEN: usize = GROUP_LEN + 16 + 2 + 2 + 8 + TAG_LEN;
@@ -761,6 +770,7 @@ impl MessageRepr {
                 }
                 MessageRepr::RttReport { entries }
             }
+            kind::GROUP_ANNOUNCE => MessageRepr::GroupAnnounce(GroupAnnounce::parse_body(body)?),
             k => return Err(Error::UnknownKind(k)),
         })
     }
@@ -781,6 +791,7 @@ impl MessageRepr {
             MessageRepr::FlowQuery { .. } => kind::FLOW_QUERY,
             MessageRepr::FlowAnswer { .. } => kind::FLOW_ANSWER,
             MessageRepr::RttReport { .. } => kind::RTT_REPORT,
+            MessageRepr::GroupAnnounce(_) => kind::GROUP_ANNOUNCE,
         }
     }
 
@@ -798,6 +809,7 @@ impl MessageRepr {
             MessageRepr::FlowQuery { .. } => GROUP_LEN + 24,
             MessageRepr::FlowAnswer { .. } => GROUP_LEN + 40,
             MessageRepr::RttReport { entries } => 4 + entries.len() * 20,
+            MessageRepr::GroupAnnounce(a) => a.body_len(),
         }
     }
 
@@ -833,6 +845,7 @@ impl MessageRepr {
                     max: MAX_RTT_ENTRIES,
                 });
             }
+            MessageRepr::GroupAnnounce(a) => a.check()?,
             _ => {}
         }
         let need = self.buffer_len();
@@ -840,7 +853,8 @@ impl MessageRepr {
         if have < need {
             return Err(Error::BufferTooSmall { need, have });
         }
-        // body_len <= 8 + 20 + 4 + 16 * 20 or <= 44 + 200: fits u16.
+        // body_len <= 8 + 20 + 4 + 16 * 20, <= 44 + 200, or for an
+        // announcement <= 44 + 64 + 16 * 16 + 200: fits u16.
         p.set_header(self.kind(), self.body_len() as u16);
         let mut w = Writer {
             b: p.body_mut(),
@@ -960,6 +974,7 @@ impl MessageRepr {
                     w.put(&e.rtt_us.to_be_bytes());
                 }
             }
+            MessageRepr::GroupAnnounce(a) => a.emit_body(&mut w),
         }
         Ok(())
     }

@@ -89,7 +89,86 @@ fn all() -> Vec<MessageRepr> {
             id: 77,
             jap: a(6),
         },
+        MessageRepr::GroupAnnounce(announce(
+            MAX_CREDENTIAL_LEN,
+            MAX_ANNOUNCE_ALLOW,
+            MAX_URI_LEN,
+        )),
+        MessageRepr::GroupAnnounce(announce(1, 0, 0)),
     ]
+}
+
+fn announce(cred: usize, allow: usize, uri: usize) -> GroupAnnounce {
+    GroupAnnounce {
+        config: crate::group::GroupConfig {
+            group: g(),
+            policy: Policy::Load,
+            scope_prefix_len: 56,
+            raps: 4,
+            error_bound_pct: 25,
+            credential: (0..cred).map(|i| i as u8).collect(),
+            allow: (0..allow as u16).map(a).collect(),
+        },
+        uri: "u".repeat(uri),
+        creator: a(9),
+    }
+}
+
+#[test]
+fn group_announce_bounds_are_enforced() {
+    // Emit refuses out-of-bound or out-of-domain configurations.
+    for bad in [
+        announce(MAX_CREDENTIAL_LEN + 1, 0, 1),
+        announce(0, 0, 1),
+        announce(1, MAX_ANNOUNCE_ALLOW + 1, 1),
+        announce(1, 0, MAX_URI_LEN + 1),
+    ] {
+        assert!(MessageRepr::GroupAnnounce(bad).to_bytes().is_err());
+    }
+    let mut bad = announce(1, 0, 1);
+    bad.config.raps = 0;
+    assert!(MessageRepr::GroupAnnounce(bad).to_bytes().is_err());
+    // Parse refuses counts above their bounds before allocating, a
+    // length that does not add up, a bad policy and a non-UTF-8 URI.
+    let b = MessageRepr::GroupAnnounce(announce(4, 2, 10))
+        .to_bytes()
+        .unwrap();
+    let fixed = HEADER_LEN + GROUP_LEN + 16;
+    for (at, v) in [(fixed + 4, 65u8), (fixed + 5, 17), (fixed + 6, 201)] {
+        let mut bad = b.clone();
+        bad[at] = v;
+        assert!(
+            matches!(MessageRepr::from_bytes(&bad), Err(Error::TooMany { .. })),
+            "byte {at} = {v}"
+        );
+    }
+    for (at, v) in [(fixed + 4, 5u8), (fixed + 5, 1), (fixed + 6, 9)] {
+        let mut bad = b.clone();
+        bad[at] = v;
+        assert!(
+            matches!(MessageRepr::from_bytes(&bad), Err(Error::BadLength { .. })),
+            "byte {at} = {v}"
+        );
+    }
+    let mut bad = b.clone();
+    bad[fixed] = 9;
+    assert_eq!(
+        MessageRepr::from_bytes(&bad),
+        Err(Error::BadField("policy"))
+    );
+    let mut bad = b.clone();
+    bad[fixed + 2] = 0;
+    assert_eq!(
+        MessageRepr::from_bytes(&bad),
+        Err(Error::BadField("rap count"))
+    );
+    let mut bad = b.clone();
+    let last = bad.len() - 1;
+    bad[last] = 0xff;
+    assert_eq!(
+        MessageRepr::from_bytes(&bad),
+        Err(Error::BadField("uri utf-8"))
+    );
 }
 
 #[test]

@@ -45,7 +45,8 @@ pub fn target_of(reply: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&reply[i + 1..]).into_owned())
 }
 
-fn nonce() -> u64 {
+/// A nonce that grows with the wall clock (microseconds).
+pub(super) fn nonce() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64)

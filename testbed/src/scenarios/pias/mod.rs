@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod bird;
 pub mod capture;
+mod created;
 mod phases;
 pub mod report;
 
@@ -53,12 +54,28 @@ pub const PROXIES: [(&str, usize, u32); 6] = [
     ("P5", 3, 20),
     ("P6", 2, 20),
 ];
+/// P1's block for dynamically created groups (its config only).
+pub const CREATE_BLOCK: &str =
+    "block = { base = \"2001:db8:aa::100:0\", addrs = 1, first_port = 20000, last_port = 20099 }";
+/// The creator key of P1's block.
+pub const CREATOR_KEY: &[u8] = b"pias lab creator key";
+
 /// Clients: (host, router index).
 pub const CLIENTS: [(&str, usize); 3] = [("C1", 1), ("C2", 2), ("C3", 3)];
 /// Targets: (host, router index).
 pub const TARGETS: [(&str, usize); 3] = [("T1", 3), ("T2", 1), ("T3", 3)];
 const ROUTER_COST: u32 = 50;
 const PROXY_LINK_COST: u32 = 10;
+
+/// A fresh inter-proxy key for one lab run (32 bytes from the OS CSPRNG, hex).
+fn peer_key() -> anyhow::Result<String> {
+    use mip6_anycast::crypto::{RandomSource as _, SystemRandomSource};
+    let mut k = [0u8; 32];
+    SystemRandomSource::new()
+        .fill(&mut k)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(k.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// Options of the scenario.
 #[derive(Debug, Clone)]
@@ -89,6 +106,9 @@ pub struct Phases {
     /// iperf3 through the group (IAP -> JAP -> target, carried by the
     /// engines) against the direct path in the same run.
     pub throughput: bool,
+    /// A group created at P1 is joined through P2 (announced between
+    /// proxies under the inter-proxy key).
+    pub created_group: bool,
 }
 
 impl Phases {
@@ -101,6 +121,7 @@ impl Phases {
         jap_failure: true,
         proxy_failure: true,
         throughput: true,
+        created_group: true,
     };
     /// None (join, segments, clients, leave only).
     pub const NONE: Phases = Phases {
@@ -111,6 +132,7 @@ impl Phases {
         jap_failure: false,
         proxy_failure: false,
         throughput: false,
+        created_group: false,
     };
 }
 
@@ -466,6 +488,7 @@ fn steps_inner(
     let mut groups = vec![g_udp.clone(), g_tcp.clone(), g_perf.clone()];
     groups.extend(churn.iter().cloned());
     std::fs::create_dir_all(run.out.join("config"))?;
+    let peer_key = peer_key().context("inter-proxy key")?;
     for (i, (p, pr, _)) in PROXIES.iter().enumerate() {
         let cluster: Vec<String> = (0..PROXIES.len())
             .filter(|j| PROXIES[*j].1 == *pr)
@@ -475,13 +498,17 @@ fn steps_inner(
             .map(|j| format!("\"{}\"", proxy_me(j)))
             .collect();
         let mut t = format!(
-            "me = \"{}\"\nnat_addr = \"{}\"\nanycast_prefix = \"{ANYCAST_PREFIX}\"\npeers = [{}]\ncluster = [{}]\ncluster_size = 6\nseed = {}\nmax_groups_per_target = 1000\nrtt_probe_ms = 500\n",
+            "me = \"{}\"\nnat_addr = \"{}\"\nanycast_prefix = \"{ANYCAST_PREFIX}\"\npeer_key = \"{peer_key}\"\npeers = [{}]\ncluster = [{}]\ncluster_size = 6\nseed = {}\nmax_groups_per_target = 1000\nrtt_probe_ms = 500\n",
             proxy_me(i),
             proxy_nat(i),
             peers.join(", "),
             cluster.join(", "),
             i + 1
         );
+        if i == 0 {
+            let hex: String = CREATOR_KEY.iter().map(|b| format!("{b:02x}")).collect();
+            t.push_str(&format!("{CREATE_BLOCK}\ncreator_key = \"{hex}\"\n"));
+        }
         #[derive(serde::Serialize)]
         struct Groups<'a> {
             group: &'a [GroupConfig],
@@ -678,6 +705,9 @@ fn steps_inner(
         })?;
         targets.insert("T2", t2);
         jap_failure(run, r, c1_addr, dst)?;
+    }
+    if ph.created_group {
+        r.created = created::created_group(run)?;
     }
     if ph.proxy_failure {
         proxy_failure(run, r, c1_addr, dst)?;

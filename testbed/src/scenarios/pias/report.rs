@@ -97,6 +97,19 @@ pub struct Throughput {
     pub json: Vec<String>,
 }
 
+/// A group created at one proxy, joined through another.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CreatedGroup {
+    /// The assigned group.
+    pub group: String,
+    /// P1 acknowledged the create (and logged it).
+    pub created_at_p1: bool,
+    /// Status of T2's join while routing took it to P2.
+    pub join_status: String,
+    /// The proxy whose JAP table then listed T2 for the group.
+    pub joined_via: Option<String>,
+}
+
 /// The report.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PiasReport {
@@ -152,6 +165,8 @@ pub struct PiasReport {
     pub throughput: Option<Throughput>,
     /// Who carried the packets (engine tables vs control plane).
     pub engine: EngineCarried,
+    /// A created group joined through another proxy than its creator.
+    pub created: CreatedGroup,
     /// Capture files, relative to the output directory.
     pub pcaps: Vec<String>,
     /// Errors.
@@ -172,5 +187,6 @@ impl PiasReport {
             && self.target_failover_ms.is_some()
             && self.affinity_kept
             && self.handoff.kept
+            && self.created.joined_via.as_deref() == Some("P2")
     }
 }

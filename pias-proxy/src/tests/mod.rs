@@ -1,17 +1,40 @@
 //! Whole-machine tests: several proxies, targets and clients wired together
 //! in memory on a simulated clock (no sockets, no sleeps).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
 use crate::auth;
 use crate::group::{GroupAddr, GroupConfig, PROTO_TCP, Policy};
 use crate::nat::{self, tests::packet};
+use crate::peer_auth::{PeerAuth, PeerAuthConfig, PeerKey, Purpose, WallClock};
 use crate::proxy::{Action, Proxy, ProxyConfig, Segment};
 use crate::wire::{AckStatus, CONTROL_PORT, JoinOptions, Membership, MessageRepr, PEER_PORT};
 
+mod cluster;
+
 const KEY: &[u8] = b"group-1 credential";
+/// The lab cluster's inter-proxy key.
+pub(crate) const PEER_KEY: [u8; 32] = [0x42; 32];
+const WALL_MS: u64 = 1_700_000_000_000;
+
+pub(crate) fn peer_auth(t0: Instant, key: &[u8], session: u64) -> PeerAuthConfig {
+    PeerAuthConfig::new(
+        PeerKey::new(key).unwrap(),
+        session,
+        WallClock::from_unix_ms(t0, WALL_MS),
+    )
+}
+
+/// Proxy `i`'s configuration with the cluster key.
+fn proxy_config(t0: Instant, i: usize) -> ProxyConfig {
+    ProxyConfig::new(
+        proxy_addr(i),
+        (addr("2001:db8:aa::"), 48),
+        peer_auth(t0, &PEER_KEY, 1000 + i as u64),
+    )
+}
 
 fn addr(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -46,25 +69,35 @@ struct Seen {
 }
 
 struct Sim {
+    t0: Instant,
     now: Instant,
     proxies: Vec<Proxy>,
     dead_proxies: HashSet<usize>,
     dead_targets: HashSet<Ipv6Addr>,
     seen: Vec<Seen>,
     acks: Vec<MessageRepr>,
-    control_msgs: Vec<(usize, MessageRepr)>,
+    /// Sealed peer datagrams as the network carried them.
+    peer_datagrams: Vec<(Ipv6Addr, Ipv6Addr, Vec<u8>)>,
+    /// Sealers for messages a test injects, per claimed sender.
+    injectors: HashMap<Ipv6Addr, PeerAuth>,
 }
 
 impl Sim {
     fn new(n: usize, bound: u8, policy: Policy) -> Self {
+        Self::with(n, bound, policy, |_, _| {})
+    }
+
+    /// `new` with `tweak` applied to each proxy's configuration.
+    fn with(n: usize, bound: u8, policy: Policy, tweak: impl Fn(usize, &mut ProxyConfig)) -> Self {
         let now = Instant::now();
         let mut proxies: Vec<Proxy> = (0..n)
             .map(|i| {
-                let mut c = ProxyConfig::new(proxy_addr(i), (addr("2001:db8:aa::"), 48));
+                let mut c = proxy_config(now, i);
                 c.groups = vec![group_config(bound, policy)];
                 c.cluster = (0..n).map(proxy_addr).collect();
                 c.max_groups_per_target = 2;
                 c.seed = i as u64 + 7;
+                tweak(i, &mut c);
                 Proxy::new(c)
             })
             .collect();
@@ -74,14 +107,35 @@ impl Sim {
             }
         }
         Sim {
+            t0: now,
             now,
             proxies,
             dead_proxies: HashSet::new(),
             dead_targets: HashSet::new(),
             seen: Vec::new(),
             acks: Vec::new(),
-            control_msgs: Vec::new(),
+            peer_datagrams: Vec::new(),
+            injectors: HashMap::new(),
         }
+    }
+
+    /// `msg` sealed as if `from` sent it now, under the cluster key.
+    fn sealed(&mut self, from: Ipv6Addr, msg: &MessageRepr) -> Vec<u8> {
+        let (t0, now) = (self.t0, self.now);
+        let session = 0xbad0_0000 ^ u64::from(from.segments()[7]);
+        self.injectors
+            .entry(from)
+            .or_insert_with(|| {
+                PeerAuth::new(&peer_auth(t0, &PEER_KEY, session), Purpose::Peer, from)
+            })
+            .seal(now, &msg.to_bytes().unwrap())
+            .unwrap()
+    }
+
+    /// Delivers a peer message from `from` to proxy `to`, sealed.
+    fn inject(&mut self, from: Ipv6Addr, to: usize, msg: &MessageRepr) {
+        let b = self.sealed(from, msg);
+        self.proxies[to].on_control(self.now, (from, PEER_PORT), (proxy_addr(to), PEER_PORT), &b);
     }
 
     fn ix(&self, a: Ipv6Addr) -> Option<usize> {
@@ -112,14 +166,17 @@ impl Sim {
         let now = self.now;
         match a {
             Action::Control { src, dst, bytes } => {
-                let msg = MessageRepr::from_bytes(&bytes).unwrap();
                 if dst.1 == PEER_PORT {
-                    self.control_msgs.push((from, msg));
+                    assert!(
+                        MessageRepr::from_bytes(&bytes).is_err(),
+                        "peer messages leave sealed"
+                    );
+                    self.peer_datagrams.push((src.0, dst.0, bytes.clone()));
                     if let Some(j) = self.ix(dst.0) {
                         self.proxies[j].on_control(now, src, dst, &bytes);
                     }
                 } else {
-                    self.acks.push(msg);
+                    self.acks.push(MessageRepr::from_bytes(&bytes).unwrap());
                 }
             }
             Action::Transmit { packet, segment } => {
@@ -402,7 +459,7 @@ fn join_admission_credential_allow_list_replay_and_limit() {
 #[test]
 fn allow_list_and_per_target_group_limit() {
     let now = Instant::now();
-    let mut c = ProxyConfig::new(proxy_addr(0), (addr("2001:db8:aa::"), 48));
+    let mut c = proxy_config(now, 0);
     let mut g1 = group_config(0, Policy::Load);
     g1.allow = vec![addr("2001:db8:1::1")];
     let mut g2 = group_config(0, Policy::Load);
@@ -695,7 +752,8 @@ fn exclude_self_target_is_not_served_its_own_packets() {
 fn forged_peer_messages_and_tunnels_are_dropped() {
     let mut sim = Sim::new(4, 0, Policy::Load);
     let outsider = addr("2001:db8:ee::1");
-    // A JAP list from a non-RAP proxy, and any message from a non-proxy.
+    // A JAP list from a non-RAP proxy, and any message from a non-proxy
+    // (even one holding the key).
     let raps = sim.raps();
     let non_rap = (0..4).find(|i| !raps.contains(i)).unwrap();
     let iap = (0..4).find(|i| *i != non_rap).unwrap();
@@ -705,33 +763,22 @@ fn forged_peer_messages_and_tunnels_are_dropped() {
             jap: proxy_addr(non_rap),
             count: 9,
         }],
-    }
-    .to_bytes()
-    .unwrap();
+    };
+    sim.inject(proxy_addr(non_rap), iap, &list);
+    sim.inject(outsider, iap, &list);
+    // The same list unsealed, from the live RAP, is not even parsed.
+    let plain = list.to_bytes().unwrap();
     sim.proxies[iap].on_control(
         sim.now,
-        (proxy_addr(non_rap), PEER_PORT),
+        (proxy_addr(raps[0]), PEER_PORT),
         (proxy_addr(iap), PEER_PORT),
-        &list,
-    );
-    sim.proxies[iap].on_control(
-        sim.now,
-        (outsider, PEER_PORT),
-        (proxy_addr(iap), PEER_PORT),
-        &list,
+        &plain,
     );
     assert!(sim.proxies[iap].iap.cached(&group()).is_none());
-    assert_eq!(
-        sim.proxies[iap]
-            .stats
-            .control_drops
-            .get("jap_list_not_from_rap"),
-        Some(&1)
-    );
-    assert_eq!(
-        sim.proxies[iap].stats.control_drops.get("not_a_live_proxy"),
-        Some(&1)
-    );
+    let drops = &sim.proxies[iap].stats.control_drops;
+    assert_eq!(drops.get("jap_list_not_from_rap"), Some(&1));
+    assert_eq!(drops.get("not_a_live_proxy"), Some(&1));
+    assert_eq!(drops.get("auth_truncated"), Some(&1), "{drops:?}");
     // An update claiming to be from another JAP.
     let upd = MessageRepr::JapUpdate {
         group: group(),
@@ -739,18 +786,15 @@ fn forged_peer_messages_and_tunnels_are_dropped() {
         count: 5,
         seq: 1,
         policy: Policy::Load,
-    }
-    .to_bytes()
-    .unwrap();
+    };
     let rap = raps[0];
     let liar = (0..4).find(|i| *i != 3 && *i != rap).unwrap();
-    sim.proxies[rap].on_control(
-        sim.now,
-        (proxy_addr(liar), PEER_PORT),
-        (proxy_addr(rap), PEER_PORT),
-        &upd,
-    );
+    sim.inject(proxy_addr(liar), rap, &upd);
     assert!(sim.proxies[rap].rap.japs(&group()).is_none());
+    assert_eq!(
+        sim.proxies[rap].stats.control_drops.get("jap_not_sender"),
+        Some(&1)
+    );
     // A tunnel from a host that is not a live proxy.
     let inner = packet(
         PROTO_TCP,
@@ -806,7 +850,7 @@ fn leave_with_handoff_moves_nat_bindings() {
 fn dynamic_assignment_bound_to_a_uri() {
     let now = Instant::now();
     let creator = b"creator key".to_vec();
-    let mut c = ProxyConfig::new(proxy_addr(0), (addr("2001:db8:aa::"), 48));
+    let mut c = proxy_config(now, 0);
     c.block = Some((
         crate::group::AddressBlock {
             base: addr("2001:db8:aa::1:0"),
@@ -896,28 +940,22 @@ fn advertised_rtts_drive_proximity_at_the_rap() {
     sim.proxies[iap].rtt_sample(proxy_addr(j1), Duration::from_millis(8));
     sim.proxies[iap].rtt_sample(proxy_addr(j2), Duration::from_millis(3));
     sim.proxies[iap].rtt_sample(proxy_addr(j2), Duration::from_millis(30));
-    sim.proxies[iap].advertise_rtts();
+    sim.proxies[iap].advertise_rtts(sim.now);
     sim.run();
     let s = sim.send(iap, "2001:db8:c::1", 1000, true);
     assert_eq!(delivered_to(&s), Some(addr("2001:db8:2::1")));
     let list = sim.proxies[iap].iap.cached(&group()).unwrap();
     assert_eq!(list[0].jap, proxy_addr(j2));
-    // A report from a host that is not a live proxy changes nothing.
+    // A report from a host that is not a live proxy changes nothing, even
+    // sealed under the key.
     let forged = MessageRepr::RttReport {
         entries: vec![crate::wire::RttEntry {
             peer: proxy_addr(j1),
             rtt_us: 1,
         }],
-    }
-    .to_bytes()
-    .unwrap();
+    };
     let rap = raps[0];
-    sim.proxies[rap].on_control(
-        sim.now,
-        (addr("2001:db8:ee::1"), PEER_PORT),
-        (proxy_addr(rap), PEER_PORT),
-        &forged,
-    );
+    sim.inject(addr("2001:db8:ee::1"), rap, &forged);
     assert_eq!(
         sim.proxies[rap].stats.control_drops.get("not_a_live_proxy"),
         Some(&1)
