@@ -5,7 +5,9 @@
 //! the packets after a flow's first are carried by the tunnel engine's
 //! proxy tables (ingress flow at the IAP, NAT binding at the JAP).
 //! A group created at P1 is joined through P2 (P1 withdrawn): P2 learned it
-//! from P1's announcement, sealed under the lab's inter-proxy key.
+//! from P1's announcement, sealed under the lab's inter-proxy key. A target
+//! that decapsulates gets the client's packets tunnelled by its JAP and
+//! tunnels its answers back.
 
 mod pias_support;
 
@@ -17,6 +19,7 @@ fn targets_join_and_packets_take_the_pias_path() {
     require_root!("targets_join_and_packets_take_the_pias_path");
     let phases = Phases {
         created_group: true,
+        tunnel_target: true,
         ..Phases::NONE
     };
     let (r, _out) = pias_support::run("join", phases);
@@ -45,6 +48,11 @@ fn targets_join_and_packets_take_the_pias_path() {
         assert!(c.is_nearest, "{c:?}");
         assert!(c.answered_by.is_some(), "{c:?}");
     }
+    // A target that decapsulates: the JAP tunnels to it, it tunnels back.
+    let d = r.tunnel_target.as_ref().expect("tunnel-target phase ran");
+    assert!(d.delivered, "{d:?}");
+    assert!(d.answered >= d.probes / 2, "{d:?}");
+    assert!(d.jap_tunnelled > 0 && d.jap_replies > 0, "{d:?}");
     assert!(r.created.created_at_p1, "{:?}", r.created);
     assert_eq!(r.created.join_status, "Ok", "{:?}", r.created);
     assert_eq!(

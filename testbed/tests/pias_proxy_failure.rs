@@ -18,6 +18,10 @@ fn dead_proxies_are_routed_around() {
         ..Phases::NONE
     };
     let (r, _out) = pias_support::run("proxy", phases);
+    eprintln!(
+        "JAP failover {:?} ms, proxy failover {:?} ms",
+        r.jap_failover_ms, r.proxy_failover_ms
+    );
     assert!(r.jap_failover_ms.is_some_and(f64::is_finite), "{r:?}");
     assert!(r.proxy_failover_ms.is_some_and(f64::is_finite), "{r:?}");
     assert!(

@@ -182,6 +182,27 @@ impl Target {
         self.request(g, |n| membership_bytes(g, addr, port, n, leave))
     }
 
+    /// Joins `g` with `(addr, port)` and join options (e.g. `can_decap`).
+    pub fn join_with(
+        &mut self,
+        g: &GroupConfig,
+        port: u16,
+        options: JoinOptions,
+    ) -> anyhow::Result<AckStatus> {
+        let addr = self.addr;
+        self.request(g, |nonce| {
+            let m = Membership {
+                group: g.group,
+                target: addr,
+                target_port: port,
+                options,
+                nonce,
+                tag: [0; 16],
+            };
+            auth::signed_bytes(&MessageRepr::Join(m), &g.credential).context("signing")
+        })
+    }
+
     /// Tells the JAP that this target's connections of `g` moved to `to`
     /// (signed with the group's credential); waits for the answer.
     pub fn handoff(&mut self, g: &GroupConfig, to: Ipv6Addr) -> anyhow::Result<AckStatus> {

@@ -77,6 +77,29 @@ pub struct EngineCarried {
     pub table_errors: u64,
 }
 
+/// A target that decapsulates (JAP tunnels instead of NAT).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TunnelTarget {
+    /// T1's join with `can_decap` was acknowledged.
+    pub joined: bool,
+    /// Probes C1 sent to the group.
+    pub probes: u32,
+    /// Probes T1 answered (its socket is bound to the group's address).
+    pub answered: u32,
+    /// Packets the proxies' engines sent to targets meanwhile (here:
+    /// tunnelled to T1).
+    pub jap_tunnelled: u64,
+    /// Replies the proxies' engines forwarded to clients meanwhile (here:
+    /// decapsulated from T1's tunnel).
+    pub jap_replies: u64,
+    /// T1's engine decapsulated from the JAP.
+    pub target_decapsulated: u64,
+    /// T1's engine encapsulated replies to the JAP.
+    pub target_encapsulated: u64,
+    /// Answers came back and both tunnels carried them.
+    pub delivered: bool,
+}
+
 /// Bulk TCP through the group against the direct path, one run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Throughput {
@@ -161,6 +184,8 @@ pub struct PiasReport {
     pub proxy_failover_ms: Option<f64>,
     /// Route after.
     pub proxy_failover: Option<String>,
+    /// A target that decapsulates.
+    pub tunnel_target: Option<TunnelTarget>,
     /// Bulk TCP through PIAS vs the direct path.
     pub throughput: Option<Throughput>,
     /// Who carried the packets (engine tables vs control plane).
@@ -188,5 +213,6 @@ impl PiasReport {
             && self.affinity_kept
             && self.handoff.kept
             && self.created.joined_via.as_deref() == Some("P2")
+            && self.tunnel_target.as_ref().is_none_or(|t| t.delivered)
     }
 }
