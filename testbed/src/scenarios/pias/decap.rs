@@ -118,16 +118,18 @@ pub(super) fn tunnel_target(
     let t1_addr = host_addr(lab, "T1")?;
     let (ifname, _) = lab.interface("T1", "t1").context("T1's link")?;
     let ns = run.ns("T1")?;
-    let mut r = report::TunnelTarget::default();
-    // Join first: once AA is local on T1, T1's own packets to AA stay home.
-    r.joined = t1.join_with(
-        g,
-        DECAP_PORT,
-        JoinOptions {
-            can_decap: true,
-            exclude_self: false,
-        },
-    )? == AckStatus::Ok;
+    let mut r = report::TunnelTarget {
+        // Join first: once AA is local on T1, T1's own packets to AA stay home.
+        joined: t1.join_with(
+            g,
+            DECAP_PORT,
+            JoinOptions {
+                can_decap: true,
+                exclude_self: false,
+            },
+        )? == AckStatus::Ok,
+        ..Default::default()
+    };
     anyhow::ensure!(r.joined, "T1's tunnel-mode join");
     let aa = format!("{ANYCAST}/128");
     let ip = |args: &[&str]| {
