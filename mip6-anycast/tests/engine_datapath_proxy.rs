@@ -39,16 +39,7 @@ fn target() -> Ipv6Addr {
 
 /// A TCP packet with a valid checksum.
 fn tcp_packet(src: (Ipv6Addr, u16), dst: (Ipv6Addr, u16), flags: u8, data: &[u8]) -> Vec<u8> {
-    let mut l4 = vec![0u8; 20];
-    l4[0..2].copy_from_slice(&src.1.to_be_bytes());
-    l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-    l4[12] = 5 << 4;
-    l4[13] = flags;
-    l4[14] = 0xff;
-    l4.extend_from_slice(data);
-    let c = checksum::compute(&src.0, &dst.0, ip_proto::TCP, &l4);
-    l4[16..18].copy_from_slice(&c.to_be_bytes());
-    ipv6(src.0, dst.0, ip_proto::TCP, &l4)
+    transport::emit_plain(ip_proto::TCP, src, dst, flags, data)
 }
 
 fn valid(p: &[u8]) -> bool {

@@ -119,38 +119,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::group::PROTO_TCP;
     use mip6_anycast::wire::checksum;
-    use mip6_anycast::wire::transport::checksum_offset;
 
     /// A valid IPv6 TCP or UDP packet with payload.
     pub(crate) fn packet(proto: u8, src: (&str, u16), dst: (&str, u16), syn: bool) -> Vec<u8> {
-        let s: Ipv6Addr = src.0.parse().unwrap();
-        let d: Ipv6Addr = dst.0.parse().unwrap();
-        let mut l4 = if proto == PROTO_TCP {
-            vec![0u8; 20]
-        } else {
-            vec![0u8; 8]
-        };
-        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
-        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-        if proto == PROTO_TCP {
-            l4[12] = 5 << 4;
-            l4[13] = if syn { 0x02 } else { 0x10 };
-        } else {
-            l4[4..6].copy_from_slice(&(8u16 + 5).to_be_bytes());
-        }
-        l4.extend_from_slice(b"hello");
-        let co = checksum_offset(proto);
-        let c = checksum::compute(&s, &d, proto, &l4);
-        l4[co..co + 2].copy_from_slice(&c.to_be_bytes());
-        let mut p = vec![0u8; 40];
-        p[0] = 0x60;
-        p[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-        p[6] = proto;
-        p[7] = 64;
-        p[8..24].copy_from_slice(&s.octets());
-        p[24..40].copy_from_slice(&d.octets());
-        p.extend_from_slice(&l4);
-        p
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let flags = if syn { 0x02 } else { 0x10 };
+        transport::emit_plain(proto, (a(src.0), src.1), (a(dst.0), dst.1), flags, b"hello")
     }
 
     fn valid(p: &[u8]) -> bool {

@@ -158,36 +158,56 @@ pub fn translate(
     Ok(f)
 }
 
+/// Builds a plain IPv6 TCP or UDP packet with a valid checksum (hop limit
+/// 64; `tcp_flags` for TCP, e.g. `0x02` SYN, `0x10` ACK): for tests and
+/// tools that need real packets.
+pub fn emit_plain(
+    proto: u8,
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    tcp_flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let tcp = proto == ip_proto::TCP;
+    let mut l4 = vec![0u8; if tcp { 20 } else { 8 }];
+    l4[0..2].copy_from_slice(&src.1.to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
+    if tcp {
+        l4[12] = 5 << 4;
+        l4[13] = tcp_flags;
+        l4[14] = 0xff;
+    } else {
+        let len = u16::try_from(8 + payload.len()).unwrap_or(u16::MAX);
+        l4[4..6].copy_from_slice(&len.to_be_bytes());
+    }
+    l4.extend_from_slice(payload);
+    let co = checksum_offset(proto);
+    let mut c = super::checksum::compute(&src.0, &dst.0, proto, &l4);
+    if !tcp && c == 0 {
+        c = 0xffff;
+    }
+    l4[co..co + 2].copy_from_slice(&c.to_be_bytes());
+    let mut p = vec![0u8; IPV6_HEADER_LEN];
+    p[0] = 0x60;
+    let plen = u16::try_from(l4.len()).unwrap_or(u16::MAX);
+    p[4..6].copy_from_slice(&plen.to_be_bytes());
+    p[6] = proto;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.0.octets());
+    p[24..40].copy_from_slice(&dst.0.octets());
+    p.extend_from_slice(&l4);
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::checksum;
 
-    pub(crate) fn packet(proto: u8, src: (&str, u16), dst: (&str, u16), syn: bool) -> Vec<u8> {
-        let s: Ipv6Addr = src.0.parse().unwrap();
-        let d: Ipv6Addr = dst.0.parse().unwrap();
-        let mut l4 = vec![0u8; if proto == ip_proto::TCP { 20 } else { 8 }];
-        l4[0..2].copy_from_slice(&src.1.to_be_bytes());
-        l4[2..4].copy_from_slice(&dst.1.to_be_bytes());
-        if proto == ip_proto::TCP {
-            l4[12] = 5 << 4;
-            l4[13] = if syn { 0x02 } else { 0x10 };
-        } else {
-            l4[4..6].copy_from_slice(&(8u16 + 5).to_be_bytes());
-        }
-        l4.extend_from_slice(b"hello");
-        let co = checksum_offset(proto);
-        let c = checksum::compute(&s, &d, proto, &l4);
-        l4[co..co + 2].copy_from_slice(&c.to_be_bytes());
-        let mut p = vec![0u8; 40];
-        p[0] = 0x60;
-        p[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-        p[6] = proto;
-        p[7] = 64;
-        p[8..24].copy_from_slice(&s.octets());
-        p[24..40].copy_from_slice(&d.octets());
-        p.extend_from_slice(&l4);
-        p
+    fn packet(proto: u8, src: (&str, u16), dst: (&str, u16), syn: bool) -> Vec<u8> {
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let flags = if syn { 0x02 } else { 0x10 };
+        emit_plain(proto, (a(src.0), src.1), (a(dst.0), dst.1), flags, b"hello")
     }
 
     fn valid(p: &[u8]) -> bool {
