@@ -158,6 +158,19 @@ pub fn translate(
     Ok(f)
 }
 
+/// True if `packet` is a complete IPv6 packet whose upper-layer checksum
+/// verifies (RFC 8200 8.1).
+pub fn checksum_ok(packet: &[u8]) -> bool {
+    Ipv6Packet::new_checked(packet).is_ok_and(|ip| {
+        super::checksum::verify(
+            &ip.src_addr(),
+            &ip.dst_addr(),
+            ip.next_header(),
+            ip.payload(),
+        )
+    })
+}
+
 /// Builds a plain IPv6 TCP or UDP packet with a valid checksum (hop limit
 /// 64; `tcp_flags` for TCP, e.g. `0x02` SYN, `0x10` ACK): for tests and
 /// tools that need real packets.
@@ -211,13 +224,7 @@ mod tests {
     }
 
     fn valid(p: &[u8]) -> bool {
-        let ip = Ipv6Packet::new_checked(p).unwrap();
-        checksum::verify(
-            &ip.src_addr(),
-            &ip.dst_addr(),
-            ip.next_header(),
-            ip.payload(),
-        )
+        checksum_ok(p)
     }
 
     #[test]
