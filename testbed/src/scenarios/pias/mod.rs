@@ -281,6 +281,20 @@ impl Run<'_> {
     }
 }
 
+/// A proxy's status shows all five peers live and no membership change
+/// in the last `secs` seconds.
+fn swim_stable(s: &serde_json::Value, secs: f64) -> bool {
+    let live = s["live"].as_array().is_some_and(|l| l.len() == 5);
+    let up = s["uptime_s"].as_f64().unwrap_or(0.0);
+    let last = s["events"].as_array().map_or(0.0, |ev| {
+        ev.iter()
+            .filter(|e| matches!(e["what"].as_str(), Some("proxy_up" | "proxy_down")))
+            .filter_map(|e| e["t"].as_f64())
+            .fold(0.0, f64::max)
+    });
+    live && up - last >= secs
+}
+
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -557,6 +571,19 @@ fn steps_inner(
         .as_secs_f64()
             * 1e3,
     );
+    // SWIM views flap for a moment after they first converge (a proxy
+    // declared down and up again within ~200 ms, seen on a loaded CI run);
+    // a first packet in that moment meets an IAP whose ring, and so its
+    // RAPs, differ. Wait until no view changed for 1.5 s.
+    wait_for(
+        "stable SWIM views (no change for 1.5 s)",
+        Duration::from_secs(30),
+        || {
+            PROXIES
+                .iter()
+                .all(|(p, _, _)| run.status(p).is_some_and(|s| swim_stable(&s, 1.5)))
+        },
+    )?;
     // OSPF converged: every router sends the anycast prefix to the proxy
     // nearest by the cost model (checks the model, too).
     let expect: Vec<(String, String)> = (1..=3)
