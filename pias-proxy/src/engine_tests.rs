@@ -13,25 +13,13 @@ use mip6_anycast::engine::datapath::{
 use mip6_anycast::wire::{Bounds, Ipv6Packet, checksum, ip_proto};
 
 use crate::auth;
-use crate::group::{GroupAddr, GroupConfig, PROTO_TCP, Policy};
+use crate::group::{GroupConfig, PROTO_TCP, Policy};
 use crate::nat::{self, tests::packet};
-use crate::proxy::{Action, Proxy, ProxyConfig};
-use crate::tests::{PEER_KEY, peer_auth};
+use crate::proxy::{Action, Proxy};
+use crate::tests::{addr, group, proxy_addr, proxy_config};
 use crate::wire::{CONTROL_PORT, JoinOptions, Membership, MessageRepr};
 
 const KEY: &[u8] = b"engine test credential";
-
-fn addr(s: &str) -> Ipv6Addr {
-    s.parse().unwrap()
-}
-
-fn proxy_addr(i: usize) -> Ipv6Addr {
-    Ipv6Addr::from(0x2001_0db8_00ff_0000_0000_0000_0000_0000u128 + i as u128 + 1)
-}
-
-fn group() -> GroupAddr {
-    GroupAddr::new(addr("2001:db8:aa::1"), 80, PROTO_TCP).unwrap()
-}
 
 struct Node {
     proxy: Proxy,
@@ -58,11 +46,7 @@ impl Net {
         let now = Instant::now();
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| {
-                let mut c = ProxyConfig::new(
-                    proxy_addr(i),
-                    (addr("2001:db8:aa::"), 48),
-                    peer_auth(now, &PEER_KEY, 100 + i as u64),
-                );
+                let mut c = proxy_config(now, i);
                 c.groups = vec![GroupConfig {
                     group: group(),
                     policy: Policy::Proximity,

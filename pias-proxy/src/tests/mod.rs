@@ -28,7 +28,7 @@ pub(crate) fn peer_auth(t0: Instant, key: &[u8], session: u64) -> PeerAuthConfig
 }
 
 /// Proxy `i`'s configuration with the cluster key.
-fn proxy_config(t0: Instant, i: usize) -> ProxyConfig {
+pub(crate) fn proxy_config(t0: Instant, i: usize) -> ProxyConfig {
     ProxyConfig::new(
         proxy_addr(i),
         (addr("2001:db8:aa::"), 48),
@@ -36,15 +36,15 @@ fn proxy_config(t0: Instant, i: usize) -> ProxyConfig {
     )
 }
 
-fn addr(s: &str) -> Ipv6Addr {
+pub(crate) fn addr(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
-fn proxy_addr(i: usize) -> Ipv6Addr {
+pub(crate) fn proxy_addr(i: usize) -> Ipv6Addr {
     Ipv6Addr::from(0x2001_0db8_00ff_0000_0000_0000_0000_0000u128 + i as u128 + 1)
 }
 
-fn group() -> GroupAddr {
+pub(crate) fn group() -> GroupAddr {
     GroupAddr::new(addr("2001:db8:aa::1"), 80, PROTO_TCP).unwrap()
 }
 
