@@ -15,6 +15,7 @@
 //! - IPv6-in-IPv6 from a target with tunnel-mode bindings: its reply is
 //!   decapsulated and forwarded to the client if the binding names it.
 
+use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use super::classify::TunnelOuter;
@@ -23,6 +24,15 @@ use super::proxy::{NatBinding, ProxyEntryKind, ProxyFlow};
 use super::stats::{Action, DropReason};
 use crate::wire::transport::{self, ChecksumState};
 use crate::wire::{Bounds, Ipv6Packet, TunnelParams, edit};
+
+/// Which way a packet uses a flow entry.
+#[derive(Debug, Clone, Copy)]
+enum Used {
+    /// Toward the JAP or the target.
+    Out(ProxyEntryKind),
+    /// A reply from the target.
+    In,
+}
 
 impl Datapath {
     fn checksum_state(&self) -> ChecksumState {
@@ -73,23 +83,16 @@ impl Datapath {
             return Some(self.forward_to_target(buf, b, flow, nb, now));
         }
         if let Some(ends) = self.proxy.ingress(&flow) {
-            let params = TunnelParams {
-                hop_limit: self.cfg.tunnel_hop_limit,
-                ..TunnelParams::new(ends.local, ends.remote)
-            };
-            return Some(match edit::encapsulate(buf, b.start, b.len, &params) {
-                Ok(nb) => {
-                    let w = self.counters.weight;
-                    self.proxy
-                        .hit_out(ProxyEntryKind::Ingress, &flow, nb.len, w, now);
-                    self.counters.action(Action::ProxyIngressTunnelled, nb.len);
-                    Verdict::Wire {
-                        bounds: nb,
-                        rewrite: Rewrite::Tunnel,
-                    }
-                }
-                Err(e) => self.rewrite_failed(&e, b.len),
-            });
+            let to = (ends.local, ends.remote);
+            let used = (flow, Used::Out(ProxyEntryKind::Ingress));
+            return Some(self.proxy_encapsulate(
+                buf,
+                b,
+                to,
+                used,
+                Action::ProxyIngressTunnelled,
+                now,
+            ));
         }
         Some(self.proxy_punt(b, None))
     }
@@ -104,37 +107,71 @@ impl Datapath {
         nb: NatBinding,
         now: Instant,
     ) -> Verdict {
-        let w = self.counters.weight;
-        if let Some(local) = nb.tunnel_from {
-            let params = TunnelParams {
-                hop_limit: self.cfg.tunnel_hop_limit,
-                ..TunnelParams::new(local, nb.target)
-            };
-            return match edit::encapsulate(buf, b.start, b.len, &params) {
-                Ok(out) => {
-                    self.proxy
-                        .hit_out(ProxyEntryKind::Nat, &flow, out.len, w, now);
-                    self.counters.action(Action::ProxyTargetTunnelled, out.len);
-                    Verdict::Wire {
-                        bounds: out,
-                        rewrite: Rewrite::Tunnel,
-                    }
-                }
-                Err(e) => self.rewrite_failed(&e, b.len),
-            };
+        let used = (flow, Used::Out(ProxyEntryKind::Nat));
+        match nb.tunnel_from {
+            Some(local) => {
+                let to = (local, nb.target);
+                self.proxy_encapsulate(buf, b, to, used, Action::ProxyTargetTunnelled, now)
+            }
+            None => {
+                let ends = ((nb.nat, nb.nat_port), (nb.target, nb.target_port));
+                self.proxy_translate(buf, b, ends, used, Action::ProxyTranslated, now)
+            }
         }
+    }
+
+    /// Counts a packet of `flow` in its entry's usage.
+    fn proxy_used(&mut self, (flow, dir): (ProxyFlow, Used), len: usize, now: Instant) {
+        let w = self.counters.weight;
+        match dir {
+            Used::Out(kind) => self.proxy.hit_out(kind, &flow, len, w, now),
+            Used::In => self.proxy.hit_in(&flow, len, w, now),
+        }
+    }
+
+    /// Encapsulates from `to.0` to `to.1` (RFC 2473) and counts it.
+    fn proxy_encapsulate(
+        &mut self,
+        buf: &mut [u8],
+        b: Bounds,
+        to: (Ipv6Addr, Ipv6Addr),
+        used: (ProxyFlow, Used),
+        action: Action,
+        now: Instant,
+    ) -> Verdict {
+        let params = TunnelParams {
+            hop_limit: self.cfg.tunnel_hop_limit,
+            ..TunnelParams::new(to.0, to.1)
+        };
+        match edit::encapsulate(buf, b.start, b.len, &params) {
+            Ok(out) => {
+                self.proxy_used(used, out.len, now);
+                self.counters.action(action, out.len);
+                Verdict::Wire {
+                    bounds: out,
+                    rewrite: Rewrite::Tunnel,
+                }
+            }
+            Err(e) => self.rewrite_failed(&e, b.len),
+        }
+    }
+
+    /// Rewrites source and destination to `ends` (RFC 1624 checksum
+    /// update, partial checksums respected) and counts it.
+    fn proxy_translate(
+        &mut self,
+        buf: &mut [u8],
+        b: Bounds,
+        ends: ((Ipv6Addr, u16), (Ipv6Addr, u16)),
+        used: (ProxyFlow, Used),
+        action: Action,
+        now: Instant,
+    ) -> Verdict {
         let state = self.checksum_state();
-        let pkt = &mut buf[b.range()];
-        match transport::translate(
-            pkt,
-            (nb.nat, nb.nat_port),
-            (nb.target, nb.target_port),
-            state,
-        ) {
+        match transport::translate(&mut buf[b.range()], ends.0, ends.1, state) {
             Ok(_) => {
-                self.proxy
-                    .hit_out(ProxyEntryKind::Nat, &flow, b.len, w, now);
-                self.counters.action(Action::ProxyTranslated, b.len);
+                self.proxy_used(used, b.len, now);
+                self.counters.action(action, b.len);
                 Verdict::Wire {
                     bounds: b,
                     rewrite: Rewrite::Translated,
@@ -152,24 +189,12 @@ impl Datapath {
         flow: ProxyFlow,
         now: Instant,
     ) -> Verdict {
-        let state = self.checksum_state();
-        let pkt = &mut buf[b.range()];
-        match transport::translate(
-            pkt,
+        let ends = (
             (flow.group, flow.group_port),
             (flow.client, flow.client_port),
-            state,
-        ) {
-            Ok(_) => {
-                self.proxy.hit_in(&flow, b.len, self.counters.weight, now);
-                self.counters.action(Action::ProxyReplyTranslated, b.len);
-                Verdict::Wire {
-                    bounds: b,
-                    rewrite: Rewrite::Translated,
-                }
-            }
-            Err(e) => self.rewrite_failed(&e, b.len),
-        }
+        );
+        let used = (flow, Used::In);
+        self.proxy_translate(buf, b, ends, used, Action::ProxyReplyTranslated, now)
     }
 
     /// Decrements the hop limit of a packet we forward after
@@ -222,8 +247,7 @@ impl Datapath {
                 if !Self::forward_hop(buf, inner) {
                     return Some(self.dropped(DropReason::HopLimit, inner.len));
                 }
-                self.proxy
-                    .hit_in(&flow, inner.len, self.counters.weight, now);
+                self.proxy_used((flow, Used::In), inner.len, now);
                 self.counters
                     .action(Action::ProxyTargetDecapsulated, inner.len);
                 Some(Verdict::Wire {
