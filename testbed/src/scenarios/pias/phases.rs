@@ -55,24 +55,38 @@ pub(super) fn jap_failure(
     c1_addr: Ipv6Addr,
     dst: SocketAddrV6,
 ) -> anyhow::Result<()> {
-    let lab = run.lab;
-    let c1j = Client::new(lab, "C1", c1_addr, 40003, dst)?;
-    let before = c1j.probe("PIASJF0", Duration::from_secs(2));
+    let (before, d, t) = kill_and_probe(run, "P4", c1_addr, 40003, dst, "PIASJF")?;
+    r.jap_failover_ms = Some(d.as_secs_f64() * 1e3);
+    r.jap_failover = Some(format!("{} -> {t}", before.unwrap_or_default()));
+    Ok(())
+}
+
+/// Probes from C1 (source port `port`), kills `proxy` with SIGKILL and
+/// probes every 20 ms until a target answers again (15 s at most).
+/// Returns the target before, the time from the kill, and the target after.
+fn kill_and_probe(
+    run: &Run,
+    proxy: &str,
+    c1_addr: Ipv6Addr,
+    port: u16,
+    dst: SocketAddrV6,
+    tag: &str,
+) -> anyhow::Result<(Option<String>, Duration, String)> {
+    let c1 = Client::new(run.lab, "C1", c1_addr, port, dst)?;
+    let before = c1.probe(&format!("{tag}0"), Duration::from_secs(2));
     run.proxies
-        .get("P4")
-        .context("P4")?
+        .get(proxy)
+        .context(proxy.to_string())?
         .signal(nix::sys::signal::Signal::SIGKILL)?;
-    let (d, t) = c1j
+    let (d, t) = c1
         .until(
-            "PIASJF",
+            tag,
             Duration::from_millis(20),
             Duration::from_secs(15),
             |_| true,
         )
-        .context("no JAP failover")?;
-    r.jap_failover_ms = Some(d.as_secs_f64() * 1e3);
-    r.jap_failover = Some(format!("{} -> {t}", before.unwrap_or_default()));
-    Ok(())
+        .with_context(|| format!("no failover after {proxy} was killed"))?;
+    Ok((before, d, t))
 }
 
 /// Proxy (IAP) failover: P1 is killed; OSPF moves C1 to P2.
@@ -82,22 +96,8 @@ pub(super) fn proxy_failure(
     c1_addr: Ipv6Addr,
     dst: SocketAddrV6,
 ) -> anyhow::Result<()> {
-    let lab = run.lab;
-    let c1p = Client::new(lab, "C1", c1_addr, 40004, dst)?;
-    c1p.probe("PIASPF0", Duration::from_secs(2))
-        .context("probe before proxy failure")?;
-    run.proxies
-        .get("P1")
-        .context("P1")?
-        .signal(nix::sys::signal::Signal::SIGKILL)?;
-    let (d, t) = c1p
-        .until(
-            "PIASPF",
-            Duration::from_millis(20),
-            Duration::from_secs(15),
-            |_| true,
-        )
-        .context("no proxy failover")?;
+    let (before, d, t) = kill_and_probe(run, "P1", c1_addr, 40004, dst, "PIASPF")?;
+    before.context("probe before proxy failure")?;
     r.proxy_failover_ms = Some(d.as_secs_f64() * 1e3);
     r.proxy_failover = Some(format!(
         "P1 -> {} (target {t})",
